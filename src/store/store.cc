@@ -61,14 +61,6 @@ Status ValidateKey(std::string_view key, const Limits& limits) {
 
 namespace {
 
-Status ValidateSpan(const KeySpan& span, const char* what) {
-  if (!span.end.empty() && CompareKeys(span.end, span.start) < 0) {
-    return InvalidArgumentError(std::string(what) + " span end " + PrintableKey(span.end) +
-                                " sorts before its start " + PrintableKey(span.start));
-  }
-  return Status::Ok();
-}
-
 Status ValidateValue(std::string_view key, std::string_view value, const Limits& limits) {
   if (limits.max_value_bytes != 0 && value.size() > limits.max_value_bytes) {
     return ResourceExhaustedError("value of key " + PrintableKey(key) + " is " +
@@ -79,6 +71,14 @@ Status ValidateValue(std::string_view key, std::string_view value, const Limits&
 }
 
 }  // namespace
+
+Status ValidateSpan(const KeySpan& span) {
+  if (!span.end.empty() && CompareKeys(span.end, span.start) < 0) {
+    return InvalidArgumentError("span end " + PrintableKey(span.end) + " sorts before its start " +
+                                PrintableKey(span.start));
+  }
+  return Status::Ok();
+}
 
 Status ValidateTxn(const TxnRequest& txn, const Limits& limits) {
   if (limits.max_ops_per_txn != 0 && txn.ops.size() > limits.max_ops_per_txn) {
@@ -99,7 +99,7 @@ Status ValidateTxn(const TxnRequest& txn, const Limits& limits) {
         bytes += op.key.size();
         break;
       case Op::Kind::kDeleteRange:
-        PLINTH_RETURN_IF_ERROR(ValidateSpan(op.span, "DeleteRange"));
+        PLINTH_RETURN_IF_ERROR(ValidateSpan(op.span).WithContext("DeleteRange"));
         bytes += op.span.start.size() + op.span.end.size();
         break;
     }
@@ -110,7 +110,7 @@ Status ValidateTxn(const TxnRequest& txn, const Limits& limits) {
   }
   for (const Condition& c : txn.conditions) {
     if (c.kind == Condition::Kind::kUnchangedSince) {
-      PLINTH_RETURN_IF_ERROR(ValidateSpan(c.span, "condition"));
+      PLINTH_RETURN_IF_ERROR(ValidateSpan(c.span).WithContext("condition"));
     } else if (c.key.empty()) {
       return InvalidArgumentError("condition key is empty");
     }

@@ -139,6 +139,9 @@ class WatchStream {
   // Blocks until the next batch is available, `timeout` passes, or Cancel() is called.
   // Batches come in strictly increasing revision order; every committed transaction that
   // changed a key in the span is delivered exactly once, whole, never skipped.
+  // How soon a commit made elsewhere becomes available is backend-defined (e.g. sqlite polls
+  // for other processes' commits every poll_interval), so a short timeout can expire while
+  // such a commit already exists; the next call delivers it.
   // Errors:
   //   DeadlineExceeded - nothing arrived within `timeout`; calling Next again is fine.
   //   Cancelled        - Cancel() was called; every later call returns Cancelled.
@@ -154,6 +157,8 @@ class WatchStream {
 
 // A consistent, read-only view of the store at one revision. Holds backend resources (e.g. a
 // read transaction or a pooled connection) until destroyed: keep it short-lived.
+// Reads may fail with OutOfRange once a Compact passes revision() (memory, etcd); backends
+// whose snapshots pin their view (sqlite, SQL servers) keep serving them.
 // Not thread-safe; use from one thread.
 class Snapshot {
  public:
@@ -281,7 +286,10 @@ class Tx {
 // Checks `txn` against `limits`: non-empty keys, key/value sizes, op count, total bytes,
 // well-formed spans. Backends call it at the top of Commit.
 Status ValidateTxn(const TxnRequest& txn, const Limits& limits);
+// InvalidArgument for an empty key or one over the limit (ResourceExhausted).
 Status ValidateKey(std::string_view key, const Limits& limits);
+// InvalidArgument for a span whose end sorts before its start.
+Status ValidateSpan(const KeySpan& span);
 
 }  // namespace plinth::store
 

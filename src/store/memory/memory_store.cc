@@ -61,6 +61,7 @@ struct State {
   }
 
   StatusOr<KeyValue> GetAt(std::string_view key, Revision rev) REQUIRES(mu) {
+    PLINTH_RETURN_IF_ERROR(ValidateKey(key, limits));
     PLINTH_RETURN_IF_ERROR(CheckReadable(rev));
     auto it = keys.find(std::string(key));
     const Version* v = it == keys.end() ? nullptr : VisibleAt(it->second, rev);
@@ -70,6 +71,7 @@ struct State {
 
   StatusOr<RangeResult> RangeAt(const KeySpan& span, const RangeOptions& options, Revision rev)
       REQUIRES(mu) {
+    PLINTH_RETURN_IF_ERROR(ValidateSpan(span));
     PLINTH_RETURN_IF_ERROR(CheckReadable(rev));
     RangeResult result;
     result.revision = rev;
@@ -91,6 +93,7 @@ struct State {
   }
 
   StatusOr<CountResult> CountAt(const KeySpan& span, Revision rev) REQUIRES(mu) {
+    PLINTH_RETURN_IF_ERROR(ValidateSpan(span));
     PLINTH_RETURN_IF_ERROR(CheckReadable(rev));
     CountResult result{0, rev};
     for (auto it = keys.lower_bound(span.start);
@@ -249,7 +252,6 @@ class MemoryStore final : public Store {
   Limits limits() const override { return state_->limits; }
 
   StatusOr<KeyValue> Get(std::string_view key) override {
-    PLINTH_RETURN_IF_ERROR(ValidateKey(key, state_->limits));
     MutexLock lock(&state_->mu);
     return state_->GetAt(key, state_->current);
   }
@@ -309,6 +311,7 @@ class MemoryStore final : public Store {
 
   StatusOr<std::unique_ptr<WatchStream>> Watch(const KeySpan& span, Revision from_revision,
                                                const WatchOptions& options) override {
+    PLINTH_RETURN_IF_ERROR(ValidateSpan(span));
     MutexLock lock(&state_->mu);
     if (from_revision < 0) return InvalidArgumentError("from_revision is negative");
     if (from_revision == 0) from_revision = state_->current + 1;
