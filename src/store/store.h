@@ -37,8 +37,9 @@ struct KeyValue {
   friend bool operator==(const KeyValue&, const KeyValue&) = default;
 };
 
-// What a backend accepts. Exceeding a limit fails with ResourceExhausted, naming the limit;
-// nothing is written.
+// What a backend accepts. Exceeding a limit fails with ResourceExhausted, naming the limit's
+// value; nothing is written. Every backend declares all four (0 would mean "unlimited" to
+// ValidateTxn, but no backend is unlimited). A Get of an oversized key is ResourceExhausted.
 struct Limits {
   size_t max_key_bytes = 0;  // keys must also be non-empty
   size_t max_value_bytes = 0;
@@ -85,7 +86,10 @@ struct Condition {
 };
 
 // A buffered write. Operations of one transaction apply in order: a later Put of a key
-// overrides an earlier one, a Delete after a Put removes it.
+// overrides an earlier one, a Delete after a Put removes it. Only each key's final state
+// counts: a key that existed and ends as a Put is an overwrite (its create_revision is kept,
+// even if the transaction deleted it in between); a key that did not exist and ends deleted
+// is untouched.
 struct Op {
   enum class Kind { kPut, kDelete, kDeleteRange };
   Kind kind = Kind::kPut;
@@ -146,7 +150,9 @@ class WatchStream {
   //   DeadlineExceeded - nothing arrived within `timeout`; calling Next again is fine.
   //   Cancelled        - Cancel() was called; every later call returns Cancelled.
   //   OutOfRange       - the history needed to continue was compacted away; the caller must
-  //                      re-read a snapshot and watch again from snapshot revision + 1.
+  //                      re-read a snapshot and watch again from snapshot revision + 1. A
+  //                      watch may first hand out batches it had already received, in order;
+  //                      it never skips one to get past the compaction.
   //   Unavailable      - the backend cannot be reached; the watch is dead, and the caller may
   //                      open a new one from (last delivered revision + 1).
   virtual StatusOr<WatchBatch> Next(std::chrono::milliseconds timeout) = 0;
@@ -201,11 +207,12 @@ class Store {
 
   // Applies `txn` atomically: if every condition holds, all operations are applied and the
   // transaction gets revision CurrentRevision()+1, which is returned; otherwise nothing is
-  // applied. A transaction whose operations change nothing (only deletes of absent keys, or
-  // no operations) creates no revision and returns the revision at which its conditions were
-  // checked. When this returns OK the change is durable to the backend's stated guarantee
-  // and visible to every later read and Watch, in this process and in any other.
-  // Errors:
+  // applied. A transaction whose operations change nothing (no operations, deletes of absent
+  // keys, or puts of new keys that it deletes again) creates no revision and returns the
+  // revision at which its conditions were checked. A kUnchangedSince condition at exactly the
+  // compaction point can still be checked; below it, it is Aborted. When this returns OK the change
+  // is durable to the backend's stated guarantee and visible to every later read and Watch, in this
+  // process and in any other. Errors:
   //   Aborted     - a condition did not hold (also when history needed to check a
   //                 kUnchangedSince condition was compacted); nothing was applied. Re-read and
   //                 retry the whole transaction.
@@ -214,8 +221,8 @@ class Store {
   virtual StatusOr<Revision> Commit(const TxnRequest& txn) = 0;
 
   // Opens a stream of changes under `span` starting at `from_revision` (inclusive).
-  // from_revision 0 means "changes after the current revision". Fails with OutOfRange if
-  // from_revision <= CompactedRevision().
+  // from_revision 0 means "changes after the current revision"; a negative one is
+  // InvalidArgument. Fails with OutOfRange if from_revision <= CompactedRevision().
   virtual StatusOr<std::unique_ptr<WatchStream>> Watch(const KeySpan& span, Revision from_revision,
                                                        const WatchOptions& options = {}) = 0;
 
