@@ -1,6 +1,6 @@
 // OpenStore(url): the one call that turns a store URL into a Store, over every built-in
-// backend: memory://[name], sqlite:///path/file.db?... (postgres, mysql, etcd and plugin come
-// with later backends).
+// backend: memory://[name], sqlite:///path/file.db?..., postgres://..., mysql://...,
+// etcd://host:port[,host:port...]/prefix, plugin:///path/libfoo.so?...
 #ifndef PLINTH_STORE_OPEN_H_
 #define PLINTH_STORE_OPEN_H_
 

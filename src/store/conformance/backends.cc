@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/status_matchers.h"
+#include "store/conformance/test_servers.h"
 #include "store/open.h"
 
 namespace plinth::store {
@@ -39,16 +40,46 @@ void PrintTo(const WatchBatch& batch, std::ostream* os) {
 
 namespace plinth::store::conformance {
 
+namespace {
+
+// make_url for a server backend: the shared server's base URL + `separator` + a unique name.
+std::function<StatusOr<std::string>(const std::string&)> ServerUrl(std::string kind,
+                                                                   std::string separator) {
+  return [kind, separator](const std::string&) -> StatusOr<std::string> {
+    PLINTH_ASSIGN_OR_RETURN(TestServer server, SharedTestServer(kind));
+    return server.url + separator + UniqueStoreName();
+  };
+}
+
+}  // namespace
+
 const std::vector<BackendUnderTest>& AllBackends() {
   static const auto* const backends = new std::vector<BackendUnderTest>{
       // A named in-process store, unique to the test: every handle opened on the URL while
       // another is open shares it; nothing survives the last handle.
-      {"memory", [](const std::string& dir) { return "memory://" + dir; }, false, false},
-      {"sqlite", [](const std::string& dir) { return "sqlite://" + dir + "/store.db"; }, true,
-       true},
-      {"sqlite_normal",
-       [](const std::string& dir) { return "sqlite://" + dir + "/store.db?synchronous=normal"; },
+      {"memory", [](const std::string& dir) -> StatusOr<std::string> { return "memory://" + dir; },
+       false, false},
+      {"sqlite",
+       [](const std::string& dir) -> StatusOr<std::string> {
+         return "sqlite://" + dir + "/store.db";
+       },
        true, true},
+      {"sqlite_normal",
+       [](const std::string& dir) -> StatusOr<std::string> {
+         return "sqlite://" + dir + "/store.db?synchronous=normal";
+       },
+       true, true},
+      // Server backends: one throwaway server per test process (test_servers.h), one fresh
+      // schema, table prefix or key prefix per store.
+      {"postgres", ServerUrl("postgres", "?schema="), true, true, "postgres"},
+      {"mysql", ServerUrl("mariadb", "?table_prefix="), true, true, "mariadb"},
+      {"etcd", ServerUrl("etcd", "/plinth-test/"), true, true, "etcd"},
+      // The memory backend built as a shared object and loaded through the C ABI.
+      {"plugin",
+       [](const std::string& dir) -> StatusOr<std::string> {
+         return std::string("plugin://") + PLINTH_MEMORY_PLUGIN_PATH + "?name=" + dir;
+       },
+       false, false},
   };
   return *backends;
 }
@@ -85,7 +116,9 @@ void StoreTestBase::SetUp() {
   std::string pattern = (std::filesystem::temp_directory_path() / "plinth-conformance-XXXXXX");
   ASSERT_NE(mkdtemp(pattern.data()), nullptr) << "mkdtemp(" << pattern << ") failed";
   temp_dir_ = pattern;
-  url_ = GetParam().make_url(temp_dir_);
+  StatusOr<std::string> url = GetParam().make_url(temp_dir_);
+  ASSERT_TRUE(url.ok()) << "making a " << GetParam().name << " store URL: " << url.status();
+  url_ = *url;
   auto opened = OpenStore(url_);
   ASSERT_TRUE(opened.ok()) << "opening " << url_ << ": " << opened.status();
   store_ = std::move(opened).value();
@@ -107,7 +140,8 @@ StatusOr<std::unique_ptr<Store>> StoreTestBase::OpenFreshStore(std::string_view 
   std::error_code error;
   std::filesystem::create_directory(dir, error);
   if (error) return InternalError("creating " + dir.string() + ": " + error.message());
-  return OpenStore(WithUrlOptions(GetParam().make_url(dir.string()), options));
+  PLINTH_ASSIGN_OR_RETURN(std::string url, GetParam().make_url(dir.string()));
+  return OpenStore(WithUrlOptions(url, options));
 }
 
 StatusOr<Revision> CommitOps(Store& store, std::vector<Op> ops, std::vector<Condition> conditions) {

@@ -41,12 +41,15 @@ struct BackendUnderTest {
   std::string name;  // suffix of the test names: letters, digits and '_' only
   // Returns the URL of a fresh, empty store that keeps whatever files it needs under
   // `temp_dir`, an existing empty directory owned by one test and removed after it (a
-  // server-backed backend can derive a unique database or key prefix from its name). Called
-  // again with another directory, it returns another, independent store. Opening the same URL
-  // again while the test runs opens the same store.
-  std::function<std::string(const std::string& temp_dir)> make_url;
+  // server-backed backend uses UniqueStoreName() for its schema or key prefix). Called again
+  // with another directory, it returns another, independent store. Opening the same URL again
+  // while the test runs opens the same store. An error (e.g. the backend's test server could
+  // not be started) fails the test.
+  std::function<StatusOr<std::string>(const std::string& temp_dir)> make_url;
   bool persistent = false;     // closing every handle and reopening the URL finds the data
   bool multi_process = false;  // several processes may open the URL at once
+  // For server-backed backends: the test server kind (see test_servers.h), else empty.
+  std::string server_kind;
 };
 
 // gtest prints a test's parameter by its name.
