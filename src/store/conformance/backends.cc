@@ -100,6 +100,14 @@ std::vector<BackendUnderTest> MultiProcessBackends() {
   return out;
 }
 
+std::vector<BackendUnderTest> ServerBackends() {
+  std::vector<BackendUnderTest> out;
+  for (const BackendUnderTest& b : AllBackends()) {
+    if (!b.server_kind.empty()) out.push_back(b);
+  }
+  return out;
+}
+
 std::string BackendName(const ::testing::TestParamInfo<BackendUnderTest>& info) {
   return info.param.name;
 }
@@ -303,5 +311,8 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(StorePersistenceTest);
 INSTANTIATE_TEST_SUITE_P(Backends, StoreProcessTest, ::testing::ValuesIn(MultiProcessBackends()),
                          BackendName);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(StoreProcessTest);
+INSTANTIATE_TEST_SUITE_P(Backends, StoreServerTest, ::testing::ValuesIn(ServerBackends()),
+                         BackendName);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(StoreServerTest);
 
 }  // namespace plinth::store::conformance

@@ -59,6 +59,7 @@ inline void PrintTo(const BackendUnderTest& backend, std::ostream* os) { *os << 
 const std::vector<BackendUnderTest>& AllBackends();
 std::vector<BackendUnderTest> PersistentBackends();
 std::vector<BackendUnderTest> MultiProcessBackends();
+std::vector<BackendUnderTest> ServerBackends();
 
 // Names the instantiated tests after the backend: StoreConformanceTest.Foo/sqlite.
 std::string BackendName(const ::testing::TestParamInfo<BackendUnderTest>& info);
@@ -100,6 +101,9 @@ class StoreConformanceTest : public StoreTestBase {};
 class StorePersistenceTest : public StoreTestBase {};
 // Instantiated only with backends that several processes can share.
 class StoreProcessTest : public StoreTestBase {};
+// Instantiated only with backends served by a test server (server_kind set): restarts,
+// outages.
+class StoreServerTest : public StoreTestBase {};
 
 // Helpers. They never block without a deadline.
 
