@@ -1,0 +1,17 @@
+// The `plinth` command: builds the root CLI11 app and lets each command group register its
+// verbs. Command logic lives in the groups (store_command.cc, ...), never here.
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/store_command.h"
+
+int main(int argc, char** argv) {
+  plinth::cli::Console console{std::cout, std::cerr};
+  CLI::App app;
+  plinth::cli::ConfigureRootApp(app, console);
+  plinth::cli::RegisterStoreCommands(app, console);
+  return plinth::cli::RunApp(app, console, std::vector<std::string>(argv + 1, argv + argc));
+}
