@@ -75,10 +75,10 @@ constexpr char kCountBounded[] = "SELECT count(*) FROM kv WHERE key >= ?1 AND ke
 constexpr char kCountUnbounded[] = "SELECT count(*) FROM kv WHERE key >= ?1";
 constexpr char kListKeysBounded[] = "SELECT key FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key";
 constexpr char kListKeysUnbounded[] = "SELECT key FROM kv WHERE key >= ?1 ORDER BY key";
+// Keeps an existing key's create_rev; ?3 is the new revision.
 constexpr char kUpsertKey[] =
-    "INSERT INTO kv (key, value, create_rev, mod_rev) VALUES (?1, ?2, ?3, ?4) "
-    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, create_rev = excluded.create_rev, "
-    "mod_rev = excluded.mod_rev";
+    "INSERT INTO kv (key, value, create_rev, mod_rev) VALUES (?1, ?2, ?3, ?3) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev";
 constexpr char kDeleteKey[] = "DELETE FROM kv WHERE key = ?1";
 
 // The changes table is keyed (rev, key): revision ranges are index seeks and the key span is a
@@ -92,6 +92,10 @@ constexpr char kReadChanges[] =
     "ORDER BY rev, key";
 constexpr char kInsertChange[] =
     "INSERT INTO changes (rev, key, op, value, create_rev) VALUES (?1, ?2, ?3, ?4, ?5)";
+// Logs a put from the row just written, so the key's create_rev needs no separate lookup.
+constexpr char kLogPut[] =
+    "INSERT INTO changes (rev, key, op, value, create_rev) "
+    "SELECT mod_rev, key, ?2, value, create_rev FROM kv WHERE key = ?1";
 constexpr char kDeleteChangesThrough[] = "DELETE FROM changes WHERE rev <= ?1";
 
 constexpr char kDataVersion[] = "PRAGMA data_version";
@@ -860,17 +864,16 @@ class SqliteStore final : public Store {
     struct Effect {
       const std::string* key;
       const std::string* value;  // nullptr: delete
-      Revision create_revision;
     };
     std::vector<Effect> effects;
     effects.reserve(overlay.size());
     for (const auto& [key, value] : overlay) {
-      PLINTH_ASSIGN_OR_RETURN(std::optional<Revision> created, LookupCreateRevision(db, key));
       if (value) {
-        effects.push_back(Effect{&key, &*value, created.value_or(revision)});
-      } else if (created) {
-        effects.push_back(Effect{&key, nullptr, 0});
+        effects.push_back(Effect{&key, &*value});  // a put always changes the store
+        continue;
       }
+      PLINTH_ASSIGN_OR_RETURN(std::optional<Revision> created, LookupCreateRevision(db, key));
+      if (created) effects.push_back(Effect{&key, nullptr});
     }
     if (effects.empty()) return Applied{meta.current, false, meta.compacted};
 
@@ -885,16 +888,26 @@ class SqliteStore final : public Store {
     }
     PLINTH_ASSIGN_OR_RETURN(Statement * upsert, db.Prepared(kUpsertKey));
     PLINTH_ASSIGN_OR_RETURN(Statement * remove, db.Prepared(kDeleteKey));
+    PLINTH_ASSIGN_OR_RETURN(Statement * log_put, db.Prepared(kLogPut));
     PLINTH_ASSIGN_OR_RETURN(Statement * log, db.Prepared(kInsertChange));
+    // Two statements per key: write the row, then log it (a put is logged from the row just
+    // written, which carries the create_rev an existing key keeps).
     for (const Effect& e : effects) {
       if (e.value != nullptr) {
-        ScopedStatement stmt(upsert);
-        stmt->BindBlob(1, *e.key);
-        stmt->BindBlob(2, *e.value);
-        stmt->BindInt64(3, e.create_revision);
-        stmt->BindInt64(4, revision);
-        PLINTH_RETURN_IF_ERROR(stmt->Run());
-      } else {
+        {
+          ScopedStatement stmt(upsert);
+          stmt->BindBlob(1, *e.key);
+          stmt->BindBlob(2, *e.value);
+          stmt->BindInt64(3, revision);
+          PLINTH_RETURN_IF_ERROR(stmt->Run());
+        }
+        ScopedStatement change(log_put);
+        change->BindBlob(1, *e.key);
+        change->BindInt64(2, internal::kOpPut);
+        PLINTH_RETURN_IF_ERROR(change->Run());
+        continue;
+      }
+      {
         ScopedStatement stmt(remove);
         stmt->BindBlob(1, *e.key);
         PLINTH_RETURN_IF_ERROR(stmt->Run());
@@ -902,15 +915,9 @@ class SqliteStore final : public Store {
       ScopedStatement change(log);
       change->BindInt64(1, revision);
       change->BindBlob(2, *e.key);
-      if (e.value != nullptr) {
-        change->BindInt64(3, internal::kOpPut);
-        change->BindBlob(4, *e.value);
-        change->BindInt64(5, e.create_revision);
-      } else {
-        change->BindInt64(3, internal::kOpDelete);
-        change->BindNull(4);
-        change->BindNull(5);
-      }
+      change->BindInt64(3, internal::kOpDelete);
+      change->BindNull(4);
+      change->BindNull(5);
       PLINTH_RETURN_IF_ERROR(change->Run());
     }
     return Applied{revision, true, meta.compacted};
