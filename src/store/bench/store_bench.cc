@@ -64,6 +64,7 @@ struct Flags {
   int batches = 200;     // transactions in the batched phase
   int watch_ops = 300;   // samples per watch measurement
   std::vector<std::string> backends = {"memory", "sqlite", "sqlite_normal"};
+  std::vector<std::pair<std::string, std::string>> urls;  // --url NAME=URL, in order
   std::string dir;           // parent of the temporary directory; default $TMPDIR or /tmp
   std::string child_writer;  // hidden: run as the cross-process writer for this store URL
 };
@@ -392,12 +393,25 @@ StatusOr<Latency> MeasureWatchCrossProcess(Store& store, const std::string& url,
 // ---- reporting ----
 
 struct Backend {
-  std::string name;         // as given in --backends
+  std::string name;         // as given in --backends or --url
   std::string url;          // store URL
   std::string synchronous;  // pragma of the raw baseline
   bool cross_process = false;
-  bool durable = false;
+  bool durable = false;  // the single-put and batched budgets against raw SQLite apply
+  double cross_process_budget_ms = kCrossProcessBudgetMs;
 };
+
+// A backend given by URL (a server or a plugin): compared with raw SQLite FULL for scale, its
+// replica-visibility budget from DESIGN.md chosen by URL scheme.
+Backend BackendForUrl(const std::string& name, const std::string& url) {
+  Backend b{name, url, "full", true, false, kCrossProcessBudgetMs};
+  if (url.rfind("etcd://", 0) == 0) b.cross_process_budget_ms = 20;
+  if (url.rfind("mysql://", 0) == 0 || url.rfind("mariadb://", 0) == 0) {
+    b.cross_process_budget_ms = 250;
+  }
+  if (url.rfind("plugin://", 0) == 0 || url.rfind("memory://", 0) == 0) b.cross_process = false;
+  return b;
+}
 
 StatusOr<Backend> BackendFor(const std::string& name, const std::filesystem::path& dir) {
   if (name == "memory") return Backend{name, "memory://", "full", false, false};
@@ -496,12 +510,16 @@ std::string CpuModel() {
 
 void PrintUsage(std::ostream& out) {
   out << "usage: store_bench [--ops N] [--batch-ops N] [--batches N] [--watch-ops N]\n"
-         "                   [--backends memory,sqlite,sqlite_normal] [--dir DIR]\n"
+         "                   [--backends memory,sqlite,sqlite_normal] [--url NAME=URL]...\n"
+         "                   [--dir DIR]\n"
          "  --ops        single durable Puts per backend (default 2000)\n"
          "  --batch-ops  Puts per transaction in the batched phase (default 1000)\n"
          "  --batches    transactions in the batched phase (default 200)\n"
          "  --watch-ops  samples per watch latency measurement (default 300)\n"
-         "  --backends   comma-separated subset of memory,sqlite,sqlite_normal\n"
+         "  --backends   comma-separated subset of memory,sqlite,sqlite_normal (may be empty)\n"
+         "  --url        also bench the store at URL under NAME (repeatable), e.g.\n"
+         "               --url postgres=postgres://postgres@127.0.0.1:5432/plinth?schema=bench;\n"
+         "               scripts/bench.sh starts throwaway servers and passes them all\n"
          "  --dir        where the temporary directory is made (default $TMPDIR or /tmp);\n"
          "               use the filesystem you care about: fsync cost is the whole story\n";
 }
@@ -545,6 +563,12 @@ StatusOr<Flags> ParseFlags(int argc, char** argv) {
       for (std::string name; std::getline(list, name, ',');) {
         if (!name.empty()) flags.backends.push_back(name);
       }
+    } else if (arg == "--url") {
+      const size_t eq = value.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return InvalidArgumentError("--url wants NAME=URL, not \"" + value + "\"");
+      }
+      flags.urls.emplace_back(value.substr(0, eq), value.substr(eq + 1));
     } else if (arg == "--dir") {
       flags.dir = value;
     } else if (arg == "--child-writer") {
@@ -588,6 +612,7 @@ int Main(int argc, char** argv) {
     }
     backends.push_back(*b);
   }
+  for (const auto& [name, url] : flags->urls) backends.push_back(BackendForUrl(name, url));
 
   std::cout << "store_bench: plinth store vs raw SQLite, same run, same pragmas (WAL)\n"
             << "  machine   " << std::thread::hardware_concurrency() << " cores, " << CpuModel()
@@ -616,7 +641,8 @@ int Main(int argc, char** argv) {
       ++failures;
       continue;
     }
-    const std::string label = b.name + (b.durable ? "" : " (vs raw " + b.synchronous + ")");
+    const std::string label =
+        b.name + (b.durable || b.name != "memory" ? "" : " (vs raw " + b.synchronous + ")");
     const std::string raw_label = " (" + b.synchronous + ")";
 
     auto single = MeasureSinglePut(**store, **raw, flags->ops);
@@ -668,8 +694,10 @@ int Main(int argc, char** argv) {
     if (cross.ok()) {
       table.Add(
           {label, "watch cross-process p50", FormatLatency(cross->p50_us), "-", "-", "-", "-"});
+      std::ostringstream budget;
+      budget << "<= " << b.cross_process_budget_ms << " ms";
       table.Add({label, "watch cross-process p99", FormatLatency(cross->p99_us), "-", "-",
-                 "<= 100 ms", yes_no(cross->p99_us <= kCrossProcessBudgetMs * 1000)});
+                 budget.str(), yes_no(cross->p99_us <= b.cross_process_budget_ms * 1000)});
     } else {
       std::cerr << "store_bench: " << b.name << ": cross-process watch: " << cross.status() << "\n";
       ++failures;
