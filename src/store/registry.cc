@@ -23,7 +23,7 @@ StatusOr<std::unique_ptr<Store>> BackendRegistry::Open(std::string_view text,
     std::string known;
     for (const std::string& s : Schemes()) known += (known.empty() ? "" : ", ") + s;
     return InvalidArgumentError("unknown store backend \"" + url.scheme + "\" in URL \"" +
-                                url.text + "\"; known backends: " + known);
+                                url.redacted + "\"; known backends: " + known);
   }
   return factory(url, options);
 }

@@ -42,19 +42,38 @@ std::string Lower(std::string_view s) {
 
 }  // namespace
 
+std::string RedactUrl(std::string_view url) {
+  const size_t sep = url.find("://");
+  if (sep == std::string_view::npos) return std::string(url);
+  const size_t authority = sep + 3;
+  const size_t authority_end = url.find_first_of("/?", authority);
+  const std::string_view auth =
+      url.substr(authority, authority_end == std::string_view::npos ? std::string_view::npos
+                                                                    : authority_end - authority);
+  const size_t at = auth.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  const size_t colon = auth.substr(0, at).find(':');
+  if (colon == std::string_view::npos) return std::string(url);
+  std::string out(url.substr(0, authority + colon + 1));
+  out += "***";
+  out += url.substr(authority + at);
+  return out;
+}
+
 StatusOr<StoreUrl> ParseStoreUrl(std::string_view text) {
   StoreUrl url;
   url.text = std::string(text);
+  url.redacted = RedactUrl(text);
   const size_t sep = text.find("://");
   if (sep == std::string_view::npos || sep == 0) {
-    return InvalidArgumentError("store URL \"" + url.text +
+    return InvalidArgumentError("store URL \"" + url.redacted +
                                 "\" has no scheme; expected e.g. sqlite:///path/to/plinth.db or "
                                 "memory://");
   }
   url.scheme = Lower(text.substr(0, sep));
   for (char c : url.scheme) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') {
-      return InvalidArgumentError("store URL \"" + url.text + "\" has an invalid scheme");
+      return InvalidArgumentError("store URL \"" + url.redacted + "\" has an invalid scheme");
     }
   }
   std::string_view rest = text.substr(sep + 3);
@@ -159,7 +178,7 @@ StatusOr<std::optional<std::chrono::milliseconds>> UrlOptions::TakeDuration(std:
 Status UrlOptions::CheckAllTaken() const {
   if (remaining_.empty()) return Status::Ok();
   return InvalidArgumentError("unknown option \"" + remaining_.begin()->first + "\" in " +
-                              url_.scheme + " store URL \"" + url_.text + "\"");
+                              url_.scheme + " store URL \"" + url_.redacted + "\"");
 }
 
 }  // namespace plinth::store

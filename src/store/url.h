@@ -21,8 +21,13 @@ struct StoreUrl {
   std::string scheme;                          // lower case, e.g. "sqlite"
   std::string location;                        // everything between "://" and "?", percent-decoded
   std::map<std::string, std::string> options;  // percent-decoded; a repeated option is an error
-  std::string text;                            // the URL as given, for messages
+  std::string text;      // the URL as given (may hold a password: never put it in a message)
+  std::string redacted;  // the URL with any password replaced by "***", for messages
 };
+
+// `url` with the password of its user-info part (scheme://user:PASSWORD@host...) replaced by
+// "***".
+std::string RedactUrl(std::string_view url);
 
 // InvalidArgument naming the problem when `url` is not "<scheme>://...".
 StatusOr<StoreUrl> ParseStoreUrl(std::string_view url);

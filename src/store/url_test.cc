@@ -10,6 +10,7 @@ namespace plinth::store {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(ParseStoreUrl, SplitsSchemeLocationAndOptions) {
   ASSERT_OK_AND_ASSIGN(StoreUrl url,
@@ -29,6 +30,22 @@ TEST(ParseStoreUrl, RejectsMissingSchemeAndRepeatedOptions) {
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("name=value")));
   EXPECT_THAT(ParseStoreUrl("memory://x%zz"),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("percent escape")));
+}
+
+TEST(RedactUrl, HidesOnlyThePassword) {
+  EXPECT_EQ(RedactUrl("postgres://alice:s3cr@t@db:5432/x?sslmode=require"),
+            "postgres://alice:***@db:5432/x?sslmode=require");
+  EXPECT_EQ(RedactUrl("mysql://root@127.0.0.1:3306/plinth"), "mysql://root@127.0.0.1:3306/plinth");
+  EXPECT_EQ(RedactUrl("sqlite:///var/lib/a:b@c.db"), "sqlite:///var/lib/a:b@c.db");
+}
+
+TEST(UrlOptions, MessagesNeverQuoteThePassword) {
+  ASSERT_OK_AND_ASSIGN(StoreUrl url, ParseStoreUrl("x://u:hunter2@h/db?bogus=1"));
+  UrlOptions o(url);
+  EXPECT_THAT(o.CheckAllTaken(), StatusIs(StatusCode::kInvalidArgument,
+                                          AllOf(HasSubstr("bogus"), Not(HasSubstr("hunter2")))));
+  EXPECT_THAT(OpenStore("nosuch://u:hunter2@h/db"),
+              StatusIs(StatusCode::kInvalidArgument, Not(HasSubstr("hunter2"))));
 }
 
 TEST(UrlOptions, TypedAccessNamesTheBadOption) {
