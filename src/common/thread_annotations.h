@@ -12,32 +12,32 @@
 #define PLINTH_THREAD_ANNOTATION_(x)
 #endif
 
-#define GUARDED_BY(x) PLINTH_THREAD_ANNOTATION_(guarded_by(x))
-#define PT_GUARDED_BY(x) PLINTH_THREAD_ANNOTATION_(pt_guarded_by(x))
-#define REQUIRES(...) PLINTH_THREAD_ANNOTATION_(requires_capability(__VA_ARGS__))
-#define EXCLUDES(...) PLINTH_THREAD_ANNOTATION_(locks_excluded(__VA_ARGS__))
-#define ACQUIRE(...) PLINTH_THREAD_ANNOTATION_(acquire_capability(__VA_ARGS__))
-#define RELEASE(...) PLINTH_THREAD_ANNOTATION_(release_capability(__VA_ARGS__))
-#define CAPABILITY(x) PLINTH_THREAD_ANNOTATION_(capability(x))
-#define SCOPED_CAPABILITY PLINTH_THREAD_ANNOTATION_(scoped_lockable)
-#define NO_THREAD_SAFETY_ANALYSIS PLINTH_THREAD_ANNOTATION_(no_thread_safety_analysis)
+#define PLINTH_GUARDED_BY(x) PLINTH_THREAD_ANNOTATION_(guarded_by(x))
+#define PLINTH_PT_GUARDED_BY(x) PLINTH_THREAD_ANNOTATION_(pt_guarded_by(x))
+#define PLINTH_REQUIRES(...) PLINTH_THREAD_ANNOTATION_(requires_capability(__VA_ARGS__))
+#define PLINTH_EXCLUDES(...) PLINTH_THREAD_ANNOTATION_(locks_excluded(__VA_ARGS__))
+#define PLINTH_ACQUIRE(...) PLINTH_THREAD_ANNOTATION_(acquire_capability(__VA_ARGS__))
+#define PLINTH_RELEASE(...) PLINTH_THREAD_ANNOTATION_(release_capability(__VA_ARGS__))
+#define PLINTH_CAPABILITY(x) PLINTH_THREAD_ANNOTATION_(capability(x))
+#define PLINTH_SCOPED_CAPABILITY PLINTH_THREAD_ANNOTATION_(scoped_lockable)
+#define PLINTH_NO_THREAD_SAFETY_ANALYSIS PLINTH_THREAD_ANNOTATION_(no_thread_safety_analysis)
 
 namespace plinth {
 
-class CAPABILITY("mutex") Mutex {
+class PLINTH_CAPABILITY("mutex") Mutex {
  public:
-  void Lock() ACQUIRE() { mu_.lock(); }
-  void Unlock() RELEASE() { mu_.unlock(); }
+  void Lock() PLINTH_ACQUIRE() { mu_.lock(); }
+  void Unlock() PLINTH_RELEASE() { mu_.unlock(); }
   std::mutex& native() { return mu_; }
 
  private:
   std::mutex mu_;
 };
 
-class SCOPED_CAPABILITY MutexLock {
+class PLINTH_SCOPED_CAPABILITY MutexLock {
  public:
-  explicit MutexLock(Mutex* mu) ACQUIRE(mu) : mu_(mu) { mu_->Lock(); }
-  ~MutexLock() RELEASE() { mu_->Unlock(); }
+  explicit MutexLock(Mutex* mu) PLINTH_ACQUIRE(mu) : mu_(mu) { mu_->Lock(); }
+  ~MutexLock() PLINTH_RELEASE() { mu_->Unlock(); }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
 
@@ -47,7 +47,7 @@ class SCOPED_CAPABILITY MutexLock {
 
 // A condition variable bound to a plinth::Mutex. Wait* must be called with the mutex held.
 // The waits are not annotated (as in leveldb's port::CondVar): the analysis cannot tie the
-// CondVar's copy of the mutex pointer to the caller's GUARDED_BY expressions.
+// CondVar's copy of the mutex pointer to the caller's PLINTH_GUARDED_BY expressions.
 class CondVar {
  public:
   explicit CondVar(Mutex* mu) : mu_(mu) {}

@@ -30,16 +30,16 @@ using BackendFactory =
 class BackendRegistry {
  public:
   // AlreadyExists if `scheme` is taken.
-  Status Register(std::string scheme, BackendFactory factory) EXCLUDES(mu_);
+  Status Register(std::string scheme, BackendFactory factory) PLINTH_EXCLUDES(mu_);
   // InvalidArgument for a malformed URL or an unknown scheme (listing the known ones);
   // otherwise whatever the backend's factory returns.
   StatusOr<std::unique_ptr<Store>> Open(std::string_view url, const OpenOptions& options = {})
-      EXCLUDES(mu_);
-  std::vector<std::string> Schemes() const EXCLUDES(mu_);
+      PLINTH_EXCLUDES(mu_);
+  std::vector<std::string> Schemes() const PLINTH_EXCLUDES(mu_);
 
  private:
   mutable Mutex mu_;
-  std::map<std::string, BackendFactory> factories_ GUARDED_BY(mu_);
+  std::map<std::string, BackendFactory> factories_ PLINTH_GUARDED_BY(mu_);
 };
 
 // Reads the limit overrides every backend accepts (max_key_bytes, max_value_bytes, max_ops,

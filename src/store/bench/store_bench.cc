@@ -11,6 +11,7 @@
 //
 // Hidden mode: `store_bench --child-writer URL --watch-ops N` is the writer process of the
 // cross-process watch measurement (the parent re-executes itself).
+#include <grpcpp/grpcpp.h>
 #include <spawn.h>
 #include <sqlite3.h>
 #include <sys/statfs.h>
@@ -42,6 +43,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "store/open.h"
 #include "store/store.h"
 
@@ -227,6 +229,34 @@ StatusOr<SinglePutResult> MeasureSinglePut(Store& store, RawSqlite& raw, int ops
     }
   }
   return SinglePutResult{Summarize(std::move(store_us)), Summarize(std::move(raw_us))};
+}
+
+// The floor under the etcd backend: a bare etcd Put loop (one unconditional Put per call, no
+// transaction, no bookkeeping) on a gRPC channel to the store URL's first endpoint, with the
+// same keys and values. Plaintext only, like the test cluster.
+StatusOr<Latency> MeasureBareEtcdPut(const std::string& url, int ops) {
+  std::string endpoint = url.substr(std::string_view("etcd://").size());
+  endpoint = endpoint.substr(0, endpoint.find_first_of(",/?"));
+  auto channel = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
+    return UnavailableError("bare etcd put: cannot connect to " + endpoint);
+  }
+  auto kv = etcdserverpb::KV::NewStub(channel);
+  std::vector<double> us;
+  us.reserve(static_cast<size_t>(ops));
+  for (int i = -kWarmupOps; i < ops; ++i) {
+    etcdserverpb::PutRequest request;
+    request.set_key("/store_bench_bare/" + Key("single", i + kWarmupOps));
+    request.set_value(Value(i));
+    etcdserverpb::PutResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    const auto start = Clock::now();
+    grpc::Status status = kv->Put(&context, request, &response);
+    if (!status.ok()) return UnavailableError("bare etcd put: " + status.error_message());
+    if (i >= 0) us.push_back(MicrosSince(start));
+  }
+  return Summarize(std::move(us));
 }
 
 struct BatchedPutResult {
@@ -660,6 +690,20 @@ int Main(int argc, char** argv) {
     } else {
       std::cerr << "store_bench: " << b.name << ": single put: " << single.status() << "\n";
       ++failures;
+    }
+    if (single.ok() && b.url.rfind("etcd://", 0) == 0) {
+      auto bare = MeasureBareEtcdPut(b.url, flags->ops);
+      if (bare.ok()) {
+        table.Add({label, "single put p50 vs bare etcd put", FormatLatency(single->store.p50_us),
+                   FormatLatency(bare->p50_us) + " (bare)",
+                   FormatRatio(single->store.p50_us / bare->p50_us), "-", "-"});
+        table.Add({label, "single put p99 vs bare etcd put", FormatLatency(single->store.p99_us),
+                   FormatLatency(bare->p99_us) + " (bare)",
+                   FormatRatio(single->store.p99_us / bare->p99_us), "-", "-"});
+      } else {
+        std::cerr << "store_bench: " << b.name << ": " << bare.status() << "\n";
+        ++failures;
+      }
     }
 
     auto batched = MeasureBatchedPut(**store, **raw, flags->batch_ops, flags->batches);

@@ -355,7 +355,7 @@ class Client {
   std::vector<std::unique_ptr<pb::Auth::Stub>> auth_;
   std::atomic<size_t> current_{0};
   Mutex mu_;
-  std::string token_ GUARDED_BY(mu_);
+  std::string token_ PLINTH_GUARDED_BY(mu_);
 };
 
 // ---- key layout -------------------------------------------------------------------------------
@@ -458,12 +458,12 @@ class EtcdWatch final : public WatchStream {
 
   Mutex mu_;
   CondVar changed_{&mu_};
-  std::deque<WatchBatch> queue_ GUARDED_BY(mu_);  // every transaction of the store, in order
-  Revision next_ GUARDED_BY(mu_);                 // next revision to hand out
-  Revision compacted_ GUARDED_BY(mu_) = 0;        // compaction point seen in the stream
-  Status error_ GUARDED_BY(mu_);
-  bool cancelled_ GUARDED_BY(mu_) = false;
-  grpc::ClientContext* active_ GUARDED_BY(mu_) = nullptr;
+  std::deque<WatchBatch> queue_ PLINTH_GUARDED_BY(mu_);  // every transaction of the store, in order
+  Revision next_ PLINTH_GUARDED_BY(mu_);                 // next revision to hand out
+  Revision compacted_ PLINTH_GUARDED_BY(mu_) = 0;        // compaction point seen in the stream
+  Status error_ PLINTH_GUARDED_BY(mu_);
+  bool cancelled_ PLINTH_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* active_ PLINTH_GUARDED_BY(mu_) = nullptr;
 
   int64_t etcd_next_;  // owned by the reader thread
   std::thread reader_;
@@ -646,7 +646,7 @@ class EtcdStore final : public Store {
   const Limits limits_;
   Mutex commit_mu_;  // one commit at a time per handle: they would only contend on the counter
   Mutex rng_mu_;
-  std::mt19937_64 rng_ GUARDED_BY(rng_mu_);
+  std::mt19937_64 rng_ PLINTH_GUARDED_BY(rng_mu_);
   std::atomic<Revision> compacted_hint_{0};
 };
 

@@ -8,8 +8,8 @@ namespace plinth::store {
 // holds without the store owning them.
 struct FaultInjectionStore::WatchBreaker {
   Mutex mu;
-  Status broken GUARDED_BY(mu);
-  WatchStream* inner GUARDED_BY(mu) = nullptr;  // null once the watch is destroyed
+  Status broken PLINTH_GUARDED_BY(mu);
+  WatchStream* inner PLINTH_GUARDED_BY(mu) = nullptr;  // null once the watch is destroyed
 };
 
 class FaultInjectionStore::FaultyWatch final : public WatchStream {

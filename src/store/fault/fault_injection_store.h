@@ -37,23 +37,23 @@ class FaultInjectionStore final : public Store {
   ~FaultInjectionStore() override;
 
   // The next `times` calls of `op` return `status` without reaching the wrapped store.
-  void FailNext(Operation op, Status status, int times = 1) EXCLUDES(mu_);
+  void FailNext(Operation op, Status status, int times = 1) PLINTH_EXCLUDES(mu_);
   // The next `times` commits are applied to the wrapped store, then reported as `status`
   // (e.g. Unavailable "outcome unknown"): the caller cannot tell that they happened.
-  void FailAfterNextCommit(Status status, int times = 1) EXCLUDES(mu_);
+  void FailAfterNextCommit(Status status, int times = 1) PLINTH_EXCLUDES(mu_);
   // Every later call of `op` first sleeps `latency` on the clock.
-  void SetLatency(Operation op, std::chrono::nanoseconds latency) EXCLUDES(mu_);
+  void SetLatency(Operation op, std::chrono::nanoseconds latency) PLINTH_EXCLUDES(mu_);
 
   // From now on, Commit blocks before reaching the wrapped store until ReleaseCommits().
-  void HoldCommits() EXCLUDES(mu_);
+  void HoldCommits() PLINTH_EXCLUDES(mu_);
   // Lets every held and later commit through.
-  void ReleaseCommits() EXCLUDES(mu_);
+  void ReleaseCommits() PLINTH_EXCLUDES(mu_);
   // Waits until at least `n` commits are blocked in HoldCommits; false on timeout.
-  bool WaitForHeldCommits(int n, std::chrono::milliseconds timeout) EXCLUDES(mu_);
+  bool WaitForHeldCommits(int n, std::chrono::milliseconds timeout) PLINTH_EXCLUDES(mu_);
 
   // Every watch opened so far fails its next Next() with `status` (then behaves as dead:
   // every later Next returns the same status).
-  void BreakWatches(Status status) EXCLUDES(mu_);
+  void BreakWatches(Status status) PLINTH_EXCLUDES(mu_);
 
   Store* base() const { return base_; }
 
@@ -75,7 +75,7 @@ class FaultInjectionStore final : public Store {
   struct WatchBreaker;
 
   // Applies latency and returns the injected failure for `op`, if any.
-  Status Inject(Operation op) EXCLUDES(mu_);
+  Status Inject(Operation op) PLINTH_EXCLUDES(mu_);
 
   std::unique_ptr<Store> owned_;
   Store* const base_;
@@ -83,12 +83,12 @@ class FaultInjectionStore final : public Store {
 
   Mutex mu_;
   CondVar cv_{&mu_};
-  std::map<Operation, std::vector<Status>> failures_ GUARDED_BY(mu_);
-  std::vector<Status> after_commit_failures_ GUARDED_BY(mu_);
-  std::map<Operation, std::chrono::nanoseconds> latency_ GUARDED_BY(mu_);
-  bool holding_ GUARDED_BY(mu_) = false;
-  int held_ GUARDED_BY(mu_) = 0;
-  std::vector<std::weak_ptr<WatchBreaker>> watches_ GUARDED_BY(mu_);
+  std::map<Operation, std::vector<Status>> failures_ PLINTH_GUARDED_BY(mu_);
+  std::vector<Status> after_commit_failures_ PLINTH_GUARDED_BY(mu_);
+  std::map<Operation, std::chrono::nanoseconds> latency_ PLINTH_GUARDED_BY(mu_);
+  bool holding_ PLINTH_GUARDED_BY(mu_) = false;
+  int held_ PLINTH_GUARDED_BY(mu_) = 0;
+  std::vector<std::weak_ptr<WatchBreaker>> watches_ PLINTH_GUARDED_BY(mu_);
 };
 
 }  // namespace plinth::store

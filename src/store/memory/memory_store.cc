@@ -30,10 +30,10 @@ struct Version {
 struct State {
   Mutex mu;
   CondVar changed{&mu};
-  std::map<std::string, std::vector<Version>> keys GUARDED_BY(mu);
-  std::deque<WatchBatch> log GUARDED_BY(mu);
-  Revision current GUARDED_BY(mu) = 0;
-  Revision compacted GUARDED_BY(mu) = 0;
+  std::map<std::string, std::vector<Version>> keys PLINTH_GUARDED_BY(mu);
+  std::deque<WatchBatch> log PLINTH_GUARDED_BY(mu);
+  Revision current PLINTH_GUARDED_BY(mu) = 0;
+  Revision compacted PLINTH_GUARDED_BY(mu) = 0;
   int64_t retention = kDefaultRetention;
   Limits limits;
 
@@ -46,13 +46,13 @@ struct State {
     return it->tombstone() ? nullptr : &*it;
   }
 
-  const Version* Latest(const std::string& key) REQUIRES(mu) {
+  const Version* Latest(const std::string& key) PLINTH_REQUIRES(mu) {
     auto it = keys.find(key);
     if (it == keys.end() || it->second.empty() || it->second.back().tombstone()) return nullptr;
     return &it->second.back();
   }
 
-  Status CheckReadable(Revision rev) REQUIRES(mu) {
+  Status CheckReadable(Revision rev) PLINTH_REQUIRES(mu) {
     if (rev < compacted) {
       return OutOfRangeError("revision " + std::to_string(rev) + " has been compacted (compacted " +
                              "through " + std::to_string(compacted) + ")");
@@ -60,7 +60,7 @@ struct State {
     return Status::Ok();
   }
 
-  StatusOr<KeyValue> GetAt(std::string_view key, Revision rev) REQUIRES(mu) {
+  StatusOr<KeyValue> GetAt(std::string_view key, Revision rev) PLINTH_REQUIRES(mu) {
     PLINTH_RETURN_IF_ERROR(ValidateKey(key, limits));
     PLINTH_RETURN_IF_ERROR(CheckReadable(rev));
     auto it = keys.find(std::string(key));
@@ -70,7 +70,7 @@ struct State {
   }
 
   StatusOr<RangeResult> RangeAt(const KeySpan& span, const RangeOptions& options, Revision rev)
-      REQUIRES(mu) {
+      PLINTH_REQUIRES(mu) {
     PLINTH_RETURN_IF_ERROR(ValidateSpan(span));
     PLINTH_RETURN_IF_ERROR(CheckReadable(rev));
     RangeResult result;
@@ -92,7 +92,7 @@ struct State {
     return result;
   }
 
-  StatusOr<CountResult> CountAt(const KeySpan& span, Revision rev) REQUIRES(mu) {
+  StatusOr<CountResult> CountAt(const KeySpan& span, Revision rev) PLINTH_REQUIRES(mu) {
     PLINTH_RETURN_IF_ERROR(ValidateSpan(span));
     PLINTH_RETURN_IF_ERROR(CheckReadable(rev));
     CountResult result{0, rev};
@@ -104,7 +104,7 @@ struct State {
   }
 
   // Checks one condition against the latest state; Aborted with a reason when it fails.
-  Status CheckCondition(const Condition& c) REQUIRES(mu) {
+  Status CheckCondition(const Condition& c) PLINTH_REQUIRES(mu) {
     switch (c.kind) {
       case Condition::Kind::kAbsent:
         if (Latest(c.key) != nullptr) {
@@ -141,7 +141,7 @@ struct State {
 
   // Discards history through `rev`. Only keys touched by discarded batches can hold
   // superseded versions, so the work is proportional to the discarded history.
-  void CompactTo(Revision rev) REQUIRES(mu) {
+  void CompactTo(Revision rev) PLINTH_REQUIRES(mu) {
     while (compacted < rev && !log.empty()) {
       for (const Event& e : log.front().events) {
         auto it = keys.find(e.kv.key);
@@ -278,14 +278,16 @@ class MemoryStore final : public Store {
     for (const Condition& c : txn.conditions) PLINTH_RETURN_IF_ERROR(s.CheckCondition(c));
     PLINTH_ASSIGN_OR_RETURN(
         internal::Overlay overlay,
-        internal::ResolveOps(txn.ops, [&](const KeySpan& span,
-                                          std::vector<std::string>* out) NO_THREAD_SAFETY_ANALYSIS {
-          for (auto it = s.keys.lower_bound(span.start);
-               it != s.keys.end() && span.Contains(it->first); ++it) {
-            if (!it->second.back().tombstone()) out->push_back(it->first);
-          }
-          return Status::Ok();
-        }));
+        internal::ResolveOps(txn.ops, [&](const KeySpan& span, std::vector<std::string>* out)
+                                          PLINTH_NO_THREAD_SAFETY_ANALYSIS {
+                                            for (auto it = s.keys.lower_bound(span.start);
+                                                 it != s.keys.end() && span.Contains(it->first);
+                                                 ++it) {
+                                              if (!it->second.back().tombstone())
+                                                out->push_back(it->first);
+                                            }
+                                            return Status::Ok();
+                                          }));
     const Revision rev = s.current + 1;
     WatchBatch batch{rev, {}};
     for (auto& [key, value] : overlay) {

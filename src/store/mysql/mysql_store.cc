@@ -485,7 +485,7 @@ class ConnectionPool {
 
   // A connection outside any transaction; *reused says whether it was idle in the pool (and
   // so may have gone stale, e.g. across a server restart).
-  StatusOr<std::unique_ptr<Connection>> Acquire(bool* reused) EXCLUDES(mu_) {
+  StatusOr<std::unique_ptr<Connection>> Acquire(bool* reused) PLINTH_EXCLUDES(mu_) {
     {
       MutexLock lock(&mu_);
       if (!idle_.empty()) {
@@ -499,14 +499,14 @@ class ConnectionPool {
     return Connection::Open(config_->connect);
   }
 
-  void Release(std::unique_ptr<Connection> db) EXCLUDES(mu_) {
+  void Release(std::unique_ptr<Connection> db) PLINTH_EXCLUDES(mu_) {
     if (db->broken()) return;
     MutexLock lock(&mu_);
     if (idle_.size() < config_->pool) idle_.push_back(std::move(db));
   }
 
   // Closes every idle connection (after one turned out stale, the others likely are too).
-  void DiscardIdle() EXCLUDES(mu_) {
+  void DiscardIdle() PLINTH_EXCLUDES(mu_) {
     std::vector<std::unique_ptr<Connection>> idle;
     {
       MutexLock lock(&mu_);
@@ -517,7 +517,7 @@ class ConnectionPool {
  private:
   const Config* const config_;
   Mutex mu_;
-  std::vector<std::unique_ptr<Connection>> idle_ GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Connection>> idle_ PLINTH_GUARDED_BY(mu_);
 };
 
 // A connection borrowed from a pool for one scope.
@@ -558,7 +558,7 @@ class ChangeNotifier {
 
   // Stops and joins the poll thread (within one poll, bounded by timeout); watchers blocked in
   // WaitForChange return. Idempotent.
-  void Stop() EXCLUDES(mu_) {
+  void Stop() PLINTH_EXCLUDES(mu_) {
     {
       MutexLock lock(&mu_);
       stop_ = true;
@@ -568,18 +568,18 @@ class ChangeNotifier {
     if (thread_.joinable()) thread_.join();
   }
 
-  bool stopped() EXCLUDES(mu_) {
+  bool stopped() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     return stop_;
   }
 
-  void Notify() EXCLUDES(mu_) {
+  void Notify() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     ++sequence_;
     changed_.SignalAll();
   }
 
-  uint64_t sequence() EXCLUDES(mu_) {
+  uint64_t sequence() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     return sequence_;
   }
@@ -587,7 +587,7 @@ class ChangeNotifier {
   // Waits until the sequence differs from `seen`, `cancelled` is set (followed by Wake()), the
   // notifier stops, or `deadline` passes. Returns false only on timeout.
   bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline,
-                     const std::atomic<bool>& cancelled) EXCLUDES(mu_) {
+                     const std::atomic<bool>& cancelled) PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     while (sequence_ == seen && !cancelled.load() && !stop_) {
       if (!WaitChangedUntil(deadline)) {
@@ -598,25 +598,25 @@ class ChangeNotifier {
   }
 
   // Wakes every WaitForChange so it re-checks its cancellation flag.
-  void Wake() EXCLUDES(mu_) {
+  void Wake() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     changed_.SignalAll();
   }
 
-  void AddWatcher() EXCLUDES(mu_) {
+  void AddWatcher() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     if (watchers_++ == 0) poll_wake_.SignalAll();
   }
-  void RemoveWatcher() EXCLUDES(mu_) {
+  void RemoveWatcher() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     --watchers_;
   }
 
  private:
-  bool WaitChangedUntil(std::chrono::steady_clock::time_point deadline) REQUIRES(mu_) {
+  bool WaitChangedUntil(std::chrono::steady_clock::time_point deadline) PLINTH_REQUIRES(mu_) {
     return changed_.WaitUntil(deadline);
   }
-  void WaitPollWake(std::optional<std::chrono::milliseconds> timeout) REQUIRES(mu_) {
+  void WaitPollWake(std::optional<std::chrono::milliseconds> timeout) PLINTH_REQUIRES(mu_) {
     if (timeout) {
       poll_wake_.WaitFor(*timeout);
     } else {
@@ -633,7 +633,7 @@ class ChangeNotifier {
     return ReadMeta(*db_, sql_->read_meta);
   }
 
-  void PollLoop() EXCLUDES(mu_) {
+  void PollLoop() PLINTH_EXCLUDES(mu_) {
     std::optional<std::pair<Revision, Revision>> last;
     mu_.Lock();
     while (!stop_) {
@@ -663,9 +663,9 @@ class ChangeNotifier {
   Mutex mu_;
   CondVar changed_{&mu_};
   CondVar poll_wake_{&mu_};
-  uint64_t sequence_ GUARDED_BY(mu_) = 0;
-  int watchers_ GUARDED_BY(mu_) = 0;
-  bool stop_ GUARDED_BY(mu_) = false;
+  uint64_t sequence_ PLINTH_GUARDED_BY(mu_) = 0;
+  int watchers_ PLINTH_GUARDED_BY(mu_) = 0;
+  bool stop_ PLINTH_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
@@ -693,22 +693,22 @@ class CommitSignal {
     return signal;
   }
 
-  void Add(ChangeNotifier* notifier) EXCLUDES(mu_) {
+  void Add(ChangeNotifier* notifier) PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     notifiers_.push_back(notifier);
   }
-  void Remove(ChangeNotifier* notifier) EXCLUDES(mu_) {
+  void Remove(ChangeNotifier* notifier) PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     notifiers_.erase(std::remove(notifiers_.begin(), notifiers_.end(), notifier), notifiers_.end());
   }
-  void NotifyAll() EXCLUDES(mu_) {
+  void NotifyAll() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     for (ChangeNotifier* notifier : notifiers_) notifier->Notify();
   }
 
  private:
   Mutex mu_;
-  std::vector<ChangeNotifier*> notifiers_ GUARDED_BY(mu_);
+  std::vector<ChangeNotifier*> notifiers_ PLINTH_GUARDED_BY(mu_);
 };
 
 // ---- Shared state --------------------------------------------------------------------------

@@ -368,7 +368,7 @@ class Pool {
 
   // `counted`: waits (up to timeout) while pool_size counted leases are out. `fresh`: never
   // reuse an idle connection.
-  StatusOr<Lease> Acquire(bool counted, bool fresh = false) EXCLUDES(mu_) {
+  StatusOr<Lease> Acquire(bool counted, bool fresh = false) PLINTH_EXCLUDES(mu_) {
     std::vector<std::unique_ptr<Connection>> dead;
     std::unique_ptr<Connection> db;
     {
@@ -404,7 +404,7 @@ class Pool {
     return Lease(this, std::move(db), counted, reused);
   }
 
-  void Return(std::unique_ptr<Connection> db, bool counted) EXCLUDES(mu_) {
+  void Return(std::unique_ptr<Connection> db, bool counted) PLINTH_EXCLUDES(mu_) {
     if (db != nullptr) {
       db->RollbackQuietly();
       if (db->broken() || db->in_transaction()) db.reset();
@@ -416,15 +416,15 @@ class Pool {
   }
 
  private:
-  bool WaitFreed(SteadyClock::time_point deadline) REQUIRES(mu_) {
+  bool WaitFreed(SteadyClock::time_point deadline) PLINTH_REQUIRES(mu_) {
     return freed_.WaitUntil(deadline);
   }
 
   const Config* const config_;
   Mutex mu_;
   CondVar freed_{&mu_};
-  size_t in_use_ GUARDED_BY(mu_) = 0;
-  std::vector<std::unique_ptr<Connection>> idle_ GUARDED_BY(mu_);
+  size_t in_use_ PLINTH_GUARDED_BY(mu_) = 0;
+  std::vector<std::unique_ptr<Connection>> idle_ PLINTH_GUARDED_BY(mu_);
 };
 
 Lease::~Lease() {
@@ -448,7 +448,7 @@ class ChangeNotifier {
   }
 
   // Stops and joins the listener thread; watchers blocked in WaitForChange return.
-  void Stop() EXCLUDES(mu_) {
+  void Stop() PLINTH_EXCLUDES(mu_) {
     {
       MutexLock lock(&mu_);
       stop_ = true;
@@ -458,18 +458,18 @@ class ChangeNotifier {
     if (thread_.joinable()) thread_.join();
   }
 
-  bool stopped() EXCLUDES(mu_) {
+  bool stopped() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     return stop_;
   }
 
-  void Notify() EXCLUDES(mu_) {
+  void Notify() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     ++sequence_;
     changed_.SignalAll();
   }
 
-  uint64_t sequence() EXCLUDES(mu_) {
+  uint64_t sequence() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     return sequence_;
   }
@@ -477,7 +477,7 @@ class ChangeNotifier {
   // Waits until the sequence differs from `seen`, `cancelled` is set (followed by Wake()), the
   // notifier stops, or `deadline` passes. Returns false only on timeout.
   bool WaitForChange(uint64_t seen, SteadyClock::time_point deadline,
-                     const std::atomic<bool>& cancelled) EXCLUDES(mu_) {
+                     const std::atomic<bool>& cancelled) PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     while (sequence_ == seen && !cancelled.load() && !stop_) {
       if (!WaitChangedUntil(deadline)) {
@@ -487,12 +487,12 @@ class ChangeNotifier {
     return true;
   }
 
-  void Wake() EXCLUDES(mu_) {
+  void Wake() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     changed_.SignalAll();
   }
 
-  void AddWatcher() EXCLUDES(mu_) {
+  void AddWatcher() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     if (!started_ && !stop_) {
       started_ = true;
@@ -501,13 +501,13 @@ class ChangeNotifier {
   }
 
   // Since when the LISTEN connection has been down (nullopt while it is up).
-  std::optional<SteadyClock::time_point> down_since() EXCLUDES(mu_) {
+  std::optional<SteadyClock::time_point> down_since() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     return down_since_;
   }
 
  private:
-  bool WaitChangedUntil(SteadyClock::time_point deadline) REQUIRES(mu_) {
+  bool WaitChangedUntil(SteadyClock::time_point deadline) PLINTH_REQUIRES(mu_) {
     return changed_.WaitUntil(deadline);
   }
 
@@ -524,13 +524,13 @@ class ChangeNotifier {
     }
   }
 
-  void Bump() EXCLUDES(mu_) {
+  void Bump() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     ++sequence_;
     changed_.SignalAll();
   }
 
-  void ListenLoop() EXCLUDES(mu_) {
+  void ListenLoop() PLINTH_EXCLUDES(mu_) {
     std::unique_ptr<Connection> db;
     while (!stopped()) {
       if (db == nullptr || db->broken()) {
@@ -595,10 +595,10 @@ class ChangeNotifier {
   int wake_pipe_[2] = {-1, -1};
   Mutex mu_;
   CondVar changed_{&mu_};
-  uint64_t sequence_ GUARDED_BY(mu_) = 0;
-  bool stop_ GUARDED_BY(mu_) = false;
-  bool started_ GUARDED_BY(mu_) = false;
-  std::optional<SteadyClock::time_point> down_since_ GUARDED_BY(mu_);
+  uint64_t sequence_ PLINTH_GUARDED_BY(mu_) = 0;
+  bool stop_ PLINTH_GUARDED_BY(mu_) = false;
+  bool started_ PLINTH_GUARDED_BY(mu_) = false;
+  std::optional<SteadyClock::time_point> down_since_ PLINTH_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

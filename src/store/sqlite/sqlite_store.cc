@@ -376,7 +376,7 @@ class ReaderPool {
   explicit ReaderPool(const Config* config) : config_(config) {}
 
   // A connection outside any transaction.
-  StatusOr<std::unique_ptr<Connection>> Acquire() EXCLUDES(mu_) {
+  StatusOr<std::unique_ptr<Connection>> Acquire() PLINTH_EXCLUDES(mu_) {
     {
       MutexLock lock(&mu_);
       if (!idle_.empty()) {
@@ -391,7 +391,7 @@ class ReaderPool {
     return db;
   }
 
-  void Release(std::unique_ptr<Connection> db) EXCLUDES(mu_) {
+  void Release(std::unique_ptr<Connection> db) PLINTH_EXCLUDES(mu_) {
     db->RollbackQuietly();
     if (!db->autocommit()) return;  // could not end its transaction: close it
     MutexLock lock(&mu_);
@@ -401,7 +401,7 @@ class ReaderPool {
  private:
   const Config* const config_;
   Mutex mu_;
-  std::vector<std::unique_ptr<Connection>> idle_ GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Connection>> idle_ PLINTH_GUARDED_BY(mu_);
 };
 
 // A connection borrowed from a ReaderPool for one scope; ends any open transaction and returns
@@ -443,7 +443,7 @@ class ChangeNotifier {
 
   // Stops and joins the poll thread (within one poll, bounded by busy_timeout); watchers
   // blocked in WaitForChange return. Idempotent.
-  void Stop() EXCLUDES(mu_) {
+  void Stop() PLINTH_EXCLUDES(mu_) {
     {
       MutexLock lock(&mu_);
       stop_ = true;
@@ -453,18 +453,18 @@ class ChangeNotifier {
     if (thread_.joinable()) thread_.join();
   }
 
-  bool stopped() EXCLUDES(mu_) {
+  bool stopped() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     return stop_;
   }
 
-  void Notify() EXCLUDES(mu_) {
+  void Notify() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     ++sequence_;
     changed_.SignalAll();
   }
 
-  uint64_t sequence() EXCLUDES(mu_) {
+  uint64_t sequence() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     return sequence_;
   }
@@ -472,7 +472,7 @@ class ChangeNotifier {
   // Waits until the sequence differs from `seen`, `cancelled` is set (followed by Wake()), the
   // notifier stops, or `deadline` passes. Returns false only on timeout.
   bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline,
-                     const std::atomic<bool>& cancelled) EXCLUDES(mu_) {
+                     const std::atomic<bool>& cancelled) PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     while (sequence_ == seen && !cancelled.load() && !stop_) {
       if (!WaitChangedUntil(deadline)) {
@@ -483,16 +483,16 @@ class ChangeNotifier {
   }
 
   // Wakes every WaitForChange so it re-checks its cancellation flag.
-  void Wake() EXCLUDES(mu_) {
+  void Wake() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     changed_.SignalAll();
   }
 
-  void AddWatcher() EXCLUDES(mu_) {
+  void AddWatcher() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     if (watchers_++ == 0) poll_wake_.SignalAll();
   }
-  void RemoveWatcher() EXCLUDES(mu_) {
+  void RemoveWatcher() PLINTH_EXCLUDES(mu_) {
     MutexLock lock(&mu_);
     --watchers_;
   }
@@ -500,10 +500,10 @@ class ChangeNotifier {
  private:
   // CondVar's waits are unannotated; these wrappers state that mu_ must be held, so that
   // their callers are checked.
-  bool WaitChangedUntil(std::chrono::steady_clock::time_point deadline) REQUIRES(mu_) {
+  bool WaitChangedUntil(std::chrono::steady_clock::time_point deadline) PLINTH_REQUIRES(mu_) {
     return changed_.WaitUntil(deadline);
   }
-  void WaitPollWake(std::optional<std::chrono::milliseconds> timeout) REQUIRES(mu_) {
+  void WaitPollWake(std::optional<std::chrono::milliseconds> timeout) PLINTH_REQUIRES(mu_) {
     if (timeout) {
       poll_wake_.WaitFor(*timeout);
     } else {
@@ -511,7 +511,7 @@ class ChangeNotifier {
     }
   }
 
-  void PollLoop() EXCLUDES(mu_) {
+  void PollLoop() PLINTH_EXCLUDES(mu_) {
     int64_t last_version = -1;
     mu_.Lock();
     while (!stop_) {
@@ -538,9 +538,9 @@ class ChangeNotifier {
   Mutex mu_;
   CondVar changed_{&mu_};    // signalled when sequence_ moves, and on Wake/Stop
   CondVar poll_wake_{&mu_};  // wakes the poll thread early: first watcher, Stop
-  uint64_t sequence_ GUARDED_BY(mu_) = 0;
-  int watchers_ GUARDED_BY(mu_) = 0;
-  bool stop_ GUARDED_BY(mu_) = false;
+  uint64_t sequence_ PLINTH_GUARDED_BY(mu_) = 0;
+  int watchers_ PLINTH_GUARDED_BY(mu_) = 0;
+  bool stop_ PLINTH_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
@@ -560,7 +560,7 @@ struct Core {
   std::unique_ptr<ChangeNotifier> notifier;
   Mutex writer_mu;
   // The one connection this Store writes through; every write transaction holds writer_mu.
-  std::unique_ptr<Connection> writer GUARDED_BY(writer_mu);
+  std::unique_ptr<Connection> writer PLINTH_GUARDED_BY(writer_mu);
 };
 
 // ---- Snapshot ------------------------------------------------------------------------------
@@ -847,7 +847,8 @@ class SqliteStore final : public Store {
 
   // Checks the conditions and writes the transaction's effects; `db` is inside BEGIN
   // IMMEDIATE. The caller commits or rolls back.
-  StatusOr<Applied> ApplyLocked(Connection& db, const TxnRequest& txn) REQUIRES(core_->writer_mu) {
+  StatusOr<Applied> ApplyLocked(Connection& db, const TxnRequest& txn)
+      PLINTH_REQUIRES(core_->writer_mu) {
     PLINTH_ASSIGN_OR_RETURN(Meta meta, ReadMeta(db));
     for (const Condition& c : txn.conditions) {
       PLINTH_RETURN_IF_ERROR(CheckCondition(db, c, meta));
@@ -924,7 +925,7 @@ class SqliteStore final : public Store {
   }
 
   // Compact in its own write transaction on the writer connection (outside any transaction).
-  Status CompactLocked(Connection& db, Revision revision) REQUIRES(core_->writer_mu) {
+  Status CompactLocked(Connection& db, Revision revision) PLINTH_REQUIRES(core_->writer_mu) {
     db.RollbackQuietly();
     PLINTH_RETURN_IF_ERROR(RunCached(db, kBeginImmediate));
     auto compact = [&]() -> StatusOr<bool> {
