@@ -11,28 +11,28 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j"$(nproc)" --target store_bench plinth_memory_plugin
 
 work=$(mktemp -d /tmp/plinth-bench.XXXXXX)
-started=()
+chmod 755 "$work"  # the postgres script runs the server as the postgres user
+kinds=(postgres mariadb etcd)
 cleanup() {
-  for kind in "${started[@]}"; do scripts/servers/"$kind".sh stop "$work/$kind" || true; done
+  for kind in "${kinds[@]}"; do
+    if [[ -d $work/$kind ]]; then scripts/servers/"$kind".sh stop "$work/$kind" || true; fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Starts scripts/servers/$1.sh and prints its base store URL (the script's last line).
-start_server() {
-  mkdir -p "$work/$1"
-  started+=("$1")
-  scripts/servers/"$1".sh start "$work/$1" | tail -n 1
-}
-
-pg=$(start_server postgres)
-my=$(start_server mariadb)
-etcd=$(start_server etcd)
+# Starts every server; each script prints its base store URL as its last line.
+declare -A url
+for kind in "${kinds[@]}"; do
+  mkdir -p "$work/$kind"
+  scripts/servers/"$kind".sh start "$work/$kind" >"$work/$kind.out"
+  url[$kind]=$(tail -n 1 "$work/$kind.out")
+done
 plugin=$(find build/release -name 'libplinth_memory_store.so' | head -n 1)
 
 build/release/src/store/bench/store_bench \
-  --url "postgres=$pg?schema=bench" \
-  --url "mysql=$my?table_prefix=bench_" \
-  --url "etcd=$etcd/plinth-bench/" \
+  --url "postgres=${url[postgres]}?schema=bench" \
+  --url "mysql=${url[mariadb]}?table_prefix=bench_" \
+  --url "etcd=${url[etcd]}/plinth-bench/" \
   --url "plugin=plugin://$(realpath "$plugin")?name=bench" \
   "$@"

@@ -706,11 +706,15 @@ int Main(int argc, char** argv) {
       }
     }
 
-    auto batched = MeasureBatchedPut(**store, **raw, flags->batch_ops, flags->batches);
+    // A backend that takes fewer operations per transaction (etcd: 126) is batched at its
+    // limit, and so is its raw baseline.
+    const int batch_ops = static_cast<int>(std::min<size_t>(static_cast<size_t>(flags->batch_ops),
+                                                            (*store)->limits().max_ops_per_txn));
+    auto batched = MeasureBatchedPut(**store, **raw, batch_ops, flags->batches);
     if (batched.ok()) {
       const double r = batched->store_ops_per_s / batched->raw_ops_per_s;
       const std::string budget = b.durable ? ">= 0.50x" : "-";
-      table.Add({label, "batched put (" + std::to_string(flags->batch_ops) + "/txn)",
+      table.Add({label, "batched put (" + std::to_string(batch_ops) + "/txn)",
                  FormatRate(batched->store_ops_per_s),
                  FormatRate(batched->raw_ops_per_s) + raw_label, FormatRatio(r), budget,
                  b.durable ? yes_no(r >= kBatchedPutBudget) : "-"});
