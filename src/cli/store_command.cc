@@ -55,7 +55,7 @@ std::unique_ptr<Store> OpenOrReport(const StoreFlags& flags, Console& console) {
   auto store = OpenStoreForCommand(flags.url);
   if (!store.ok()) {
     console.exit_code = ReportFailure(
-        console, "opening store \"" + flags.url + "\"", store.status(),
+        console, "opening store \"" + store::RedactUrl(flags.url) + "\"", store.status(),
         store.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed);
     return nullptr;
   }

@@ -23,6 +23,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct RunResult {
@@ -290,6 +291,16 @@ TEST(StoreCommand, UsageErrorsExitWithTwo) {
   expect_usage({"store", "status", "--store", "bogus://x"}, "unknown store backend \"bogus\"");
   expect_usage({"store", "status", "--store", "memory://?colour=blue"}, "colour");
   expect_usage({"store", "status", "--store", "no-scheme"}, "has no scheme");
+}
+
+TEST(StoreCommand, ErrorsNeverPrintTheStorePassword) {
+  RunResult r = RunPlinth(
+      {"store", "status", "--store", "postgres://alice:hunter2@127.0.0.1:1/db?timeout=1s"});
+  EXPECT_EQ(r.code, kExitFailed) << r.err;
+  EXPECT_THAT(r.err, AllOf(HasSubstr("alice:***@127.0.0.1:1"), Not(HasSubstr("hunter2"))));
+  r = RunPlinth({"store", "status", "--store", "bogus://alice:hunter2@h/db"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, Not(HasSubstr("hunter2")));
 }
 
 TEST(StoreCommand, HelpExitsWithZeroAndDocumentsExitCodes) {
