@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common/thread_annotations.h"
+#include "store/internal/polling_notifier.h"
 #include "store/internal/txn_effects.h"
 #include "store/mysql/internal/mysql_db.h"
 #include "store/mysql/internal/schema.h"
@@ -543,131 +544,9 @@ class PooledConnection {
 
 // ---- Change notification -------------------------------------------------------------------
 
-// Wakes watchers when the store may have changed. A sequence number moves on every possible
-// change: Notify() after a commit through this Store, and the poll thread when meta (revision
-// or compaction point) differs from its last poll, or the poll fails. The poll thread only
-// polls while watchers exist.
-class ChangeNotifier {
- public:
-  ChangeNotifier(const Config* config, const Sql* sql) : config_(config), sql_(sql) {}
-  ~ChangeNotifier() { Stop(); }
-
-  void Start() {
-    thread_ = std::thread([this] { PollLoop(); });
-  }
-
-  // Stops and joins the poll thread (within one poll, bounded by timeout); watchers blocked in
-  // WaitForChange return. Idempotent.
-  void Stop() PLINTH_EXCLUDES(mu_) {
-    {
-      MutexLock lock(&mu_);
-      stop_ = true;
-      poll_wake_.SignalAll();
-      changed_.SignalAll();
-    }
-    if (thread_.joinable()) thread_.join();
-  }
-
-  bool stopped() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    return stop_;
-  }
-
-  void Notify() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    ++sequence_;
-    changed_.SignalAll();
-  }
-
-  uint64_t sequence() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    return sequence_;
-  }
-
-  // Waits until the sequence differs from `seen`, `cancelled` is set (followed by Wake()), the
-  // notifier stops, or `deadline` passes. Returns false only on timeout.
-  bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline,
-                     const std::atomic<bool>& cancelled) PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    while (sequence_ == seen && !cancelled.load() && !stop_) {
-      if (!WaitChangedUntil(deadline)) {
-        return sequence_ != seen || cancelled.load() || stop_;
-      }
-    }
-    return true;
-  }
-
-  // Wakes every WaitForChange so it re-checks its cancellation flag.
-  void Wake() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    changed_.SignalAll();
-  }
-
-  void AddWatcher() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    if (watchers_++ == 0) poll_wake_.SignalAll();
-  }
-  void RemoveWatcher() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    --watchers_;
-  }
-
- private:
-  bool WaitChangedUntil(std::chrono::steady_clock::time_point deadline) PLINTH_REQUIRES(mu_) {
-    return changed_.WaitUntil(deadline);
-  }
-  void WaitPollWake(std::optional<std::chrono::milliseconds> timeout) PLINTH_REQUIRES(mu_) {
-    if (timeout) {
-      poll_wake_.WaitFor(*timeout);
-    } else {
-      poll_wake_.Wait();
-    }
-  }
-
-  // Reads meta on the poll thread's own connection, reconnecting when it was lost.
-  StatusOr<Meta> Poll() {
-    if (db_ == nullptr || db_->broken()) {
-      db_.reset();
-      PLINTH_ASSIGN_OR_RETURN(db_, Connection::Open(config_->connect));
-    }
-    return ReadMeta(*db_, sql_->read_meta);
-  }
-
-  void PollLoop() PLINTH_EXCLUDES(mu_) {
-    std::optional<std::pair<Revision, Revision>> last;
-    mu_.Lock();
-    while (!stop_) {
-      if (watchers_ == 0) {
-        WaitPollWake(std::nullopt);
-        continue;
-      }
-      mu_.Unlock();
-      StatusOr<Meta> meta = Poll();
-      mu_.Lock();
-      // On an error, wake the watchers anyway: their own reads will report it.
-      std::optional<std::pair<Revision, Revision>> now;
-      if (meta.ok()) now = std::pair{meta->current, meta->compacted};
-      if (!now || now != last) {
-        last = now;
-        ++sequence_;
-        changed_.SignalAll();
-      }
-      if (!stop_) WaitPollWake(config_->poll_interval);
-    }
-    mu_.Unlock();
-  }
-
-  const Config* const config_;
-  const Sql* const sql_;
-  std::unique_ptr<Connection> db_;  // used only by the poll thread
-  Mutex mu_;
-  CondVar changed_{&mu_};
-  CondVar poll_wake_{&mu_};
-  uint64_t sequence_ PLINTH_GUARDED_BY(mu_) = 0;
-  int watchers_ PLINTH_GUARDED_BY(mu_) = 0;
-  bool stop_ PLINTH_GUARDED_BY(mu_) = false;
-  std::thread thread_;
-};
+// Commits through other Store objects or processes are seen by polling the meta row
+// (revision and compaction point) on the notifier's own connection.
+using ChangeNotifier = store::internal::PollingChangeNotifier;
 
 // ---- In-process commit signal ----------------------------------------------------------------
 
@@ -1291,7 +1170,19 @@ StatusOr<std::unique_ptr<Store>> OpenMysqlStore(const StoreUrl& url, const OpenO
   PLINTH_RETURN_IF_ERROR(FitPacket(*db, config));
   auto core = std::make_shared<Core>(std::move(config));
   core->pool.Release(std::move(db));
-  core->notifier = std::make_unique<ChangeNotifier>(&core->config, &core->sql);
+  core->notifier = std::make_unique<ChangeNotifier>(
+      core->config.poll_interval,
+      [config = &core->config, sql = &core->sql,
+       db = std::shared_ptr<Connection>()]() mutable -> StatusOr<std::string> {
+        if (db == nullptr || db->broken()) {  // reconnect when the connection was lost
+          db.reset();
+          PLINTH_ASSIGN_OR_RETURN(std::unique_ptr<Connection> fresh,
+                                  Connection::Open(config->connect));
+          db = std::move(fresh);
+        }
+        PLINTH_ASSIGN_OR_RETURN(Meta meta, ReadMeta(*db, sql->read_meta));
+        return std::to_string(meta.current) + ":" + std::to_string(meta.compacted);
+      });
   core->notifier->Start();
   core->signal = CommitSignal::For(core->config.connect.label);
   core->signal->Add(core->notifier.get());

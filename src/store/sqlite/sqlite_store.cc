@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "common/thread_annotations.h"
+#include "store/internal/polling_notifier.h"
 #include "store/internal/txn_effects.h"
 #include "store/sqlite/internal/schema.h"
 #include "store/sqlite/internal/sqlite_db.h"
@@ -426,123 +427,10 @@ class PooledConnection {
 
 // ---- Change notification -------------------------------------------------------------------
 
-// Wakes watchers when the database may have changed. A sequence number moves on every
-// possible change: Notify() after a commit through this Store, and the poll thread when
-// PRAGMA data_version on its own connection changes (it changes for commits through every
-// other connection, in this process or another). The poll thread only polls while watchers
-// exist.
-class ChangeNotifier {
- public:
-  ChangeNotifier(std::unique_ptr<Connection> db, std::chrono::milliseconds interval)
-      : db_(std::move(db)), interval_(interval) {}
-  ~ChangeNotifier() { Stop(); }
-
-  void Start() {
-    thread_ = std::thread([this] { PollLoop(); });
-  }
-
-  // Stops and joins the poll thread (within one poll, bounded by busy_timeout); watchers
-  // blocked in WaitForChange return. Idempotent.
-  void Stop() PLINTH_EXCLUDES(mu_) {
-    {
-      MutexLock lock(&mu_);
-      stop_ = true;
-      poll_wake_.SignalAll();
-      changed_.SignalAll();
-    }
-    if (thread_.joinable()) thread_.join();
-  }
-
-  bool stopped() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    return stop_;
-  }
-
-  void Notify() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    ++sequence_;
-    changed_.SignalAll();
-  }
-
-  uint64_t sequence() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    return sequence_;
-  }
-
-  // Waits until the sequence differs from `seen`, `cancelled` is set (followed by Wake()), the
-  // notifier stops, or `deadline` passes. Returns false only on timeout.
-  bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline,
-                     const std::atomic<bool>& cancelled) PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    while (sequence_ == seen && !cancelled.load() && !stop_) {
-      if (!WaitChangedUntil(deadline)) {
-        return sequence_ != seen || cancelled.load() || stop_;
-      }
-    }
-    return true;
-  }
-
-  // Wakes every WaitForChange so it re-checks its cancellation flag.
-  void Wake() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    changed_.SignalAll();
-  }
-
-  void AddWatcher() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    if (watchers_++ == 0) poll_wake_.SignalAll();
-  }
-  void RemoveWatcher() PLINTH_EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    --watchers_;
-  }
-
- private:
-  // CondVar's waits are unannotated; these wrappers state that mu_ must be held, so that
-  // their callers are checked.
-  bool WaitChangedUntil(std::chrono::steady_clock::time_point deadline) PLINTH_REQUIRES(mu_) {
-    return changed_.WaitUntil(deadline);
-  }
-  void WaitPollWake(std::optional<std::chrono::milliseconds> timeout) PLINTH_REQUIRES(mu_) {
-    if (timeout) {
-      poll_wake_.WaitFor(*timeout);
-    } else {
-      poll_wake_.Wait();
-    }
-  }
-
-  void PollLoop() PLINTH_EXCLUDES(mu_) {
-    int64_t last_version = -1;
-    mu_.Lock();
-    while (!stop_) {
-      if (watchers_ == 0) {
-        WaitPollWake(std::nullopt);
-        continue;
-      }
-      mu_.Unlock();
-      StatusOr<int64_t> version = QueryInt64(*db_, kDataVersion);
-      mu_.Lock();
-      // On an error, wake the watchers anyway: their own reads will report it.
-      if (!version.ok() || *version != last_version) {
-        last_version = version.ok() ? *version : -1;
-        ++sequence_;
-        changed_.SignalAll();
-      }
-      if (!stop_) WaitPollWake(interval_);
-    }
-    mu_.Unlock();
-  }
-
-  const std::unique_ptr<Connection> db_;  // used only by the poll thread
-  const std::chrono::milliseconds interval_;
-  Mutex mu_;
-  CondVar changed_{&mu_};    // signalled when sequence_ moves, and on Wake/Stop
-  CondVar poll_wake_{&mu_};  // wakes the poll thread early: first watcher, Stop
-  uint64_t sequence_ PLINTH_GUARDED_BY(mu_) = 0;
-  int watchers_ PLINTH_GUARDED_BY(mu_) = 0;
-  bool stop_ PLINTH_GUARDED_BY(mu_) = false;
-  std::thread thread_;
-};
+// Commits through other connections (other processes, other Store objects in this process)
+// are seen through PRAGMA data_version on the notifier's own connection, which changes for
+// every commit but that connection's own.
+using ChangeNotifier = store::internal::PollingChangeNotifier;
 
 // ---- Shared state --------------------------------------------------------------------------
 
@@ -1031,7 +919,12 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const StoreUrl& url, const Open
   PLINTH_ASSIGN_OR_RETURN(auto reader, core->readers.Acquire());
   core->readers.Release(std::move(reader));
   PLINTH_ASSIGN_OR_RETURN(auto poller, OpenConnection(core->config, SQLITE_OPEN_READWRITE));
-  core->notifier = std::make_unique<ChangeNotifier>(std::move(poller), core->config.poll_interval);
+  core->notifier = std::make_unique<ChangeNotifier>(
+      core->config.poll_interval,
+      [db = std::shared_ptr<Connection>(std::move(poller))]() -> StatusOr<std::string> {
+        PLINTH_ASSIGN_OR_RETURN(int64_t version, QueryInt64(*db, kDataVersion));
+        return std::to_string(version);
+      });
   core->notifier->Start();
   return std::unique_ptr<Store>(new SqliteStore(std::move(core)));
 }
