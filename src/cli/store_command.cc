@@ -72,20 +72,26 @@ struct PutFlags {
   std::string value;
 };
 
+// Reports a single-key write: `{"key": ..., "revision": R}` or "<verb> "key" at revision R".
+void PrintWrite(OutputFormat output, std::string_view verb, std::string_view key, Revision revision,
+                Console& console) {
+  if (output == OutputFormat::kJson) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    SetBytesField(j, "key", key);
+    j["revision"] = revision;
+    PrintJson(console.out, j);
+  } else {
+    console.out << verb << " " << Quoted(key) << " at revision " << revision << "\n";
+  }
+}
+
 int RunPut(const PutFlags& flags, Console& console) {
   if (flags.key.empty()) return ReportUsageError(console, "KEY must not be empty");
   auto store = OpenOrReport(flags.store, console);
   if (!store) return console.exit_code;
   auto rev = store->Put(flags.key, flags.value);
   if (!rev.ok()) return ReportFailure(console, "put " + Quoted(flags.key), rev.status());
-  if (flags.store.output == OutputFormat::kJson) {
-    nlohmann::ordered_json j = nlohmann::ordered_json::object();
-    SetBytesField(j, "key", flags.key);
-    j["revision"] = *rev;
-    PrintJson(console.out, j);
-  } else {
-    console.out << "put " << Quoted(flags.key) << " at revision " << *rev << "\n";
-  }
+  PrintWrite(flags.store.output, "put", flags.key, *rev, console);
   return kExitOk;
 }
 
@@ -139,14 +145,7 @@ int RunDelete(const GetFlags& flags, Console& console) {
     auto rev = tx->Commit();
     if (!rev.ok() && rev.status().code() == StatusCode::kAborted && attempt < kAttempts) continue;
     if (!rev.ok()) return ReportFailure(console, what, rev.status());
-    if (flags.store.output == OutputFormat::kJson) {
-      nlohmann::ordered_json j = nlohmann::ordered_json::object();
-      SetBytesField(j, "key", flags.key);
-      j["revision"] = *rev;
-      PrintJson(console.out, j);
-    } else {
-      console.out << "deleted " << Quoted(flags.key) << " at revision " << *rev << "\n";
-    }
+    PrintWrite(flags.store.output, "deleted", flags.key, *rev, console);
     return kExitOk;
   }
 }
