@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <shared_mutex>
 
 #if defined(__clang__)
 #define PLINTH_THREAD_ANNOTATION_(x) __attribute__((x))
@@ -18,6 +19,9 @@
 #define PLINTH_EXCLUDES(...) PLINTH_THREAD_ANNOTATION_(locks_excluded(__VA_ARGS__))
 #define PLINTH_ACQUIRE(...) PLINTH_THREAD_ANNOTATION_(acquire_capability(__VA_ARGS__))
 #define PLINTH_RELEASE(...) PLINTH_THREAD_ANNOTATION_(release_capability(__VA_ARGS__))
+#define PLINTH_ACQUIRE_SHARED(...) PLINTH_THREAD_ANNOTATION_(acquire_shared_capability(__VA_ARGS__))
+#define PLINTH_RELEASE_SHARED(...) PLINTH_THREAD_ANNOTATION_(release_shared_capability(__VA_ARGS__))
+#define PLINTH_REQUIRES_SHARED(...) PLINTH_THREAD_ANNOTATION_(requires_shared_capability(__VA_ARGS__))
 #define PLINTH_CAPABILITY(x) PLINTH_THREAD_ANNOTATION_(capability(x))
 #define PLINTH_SCOPED_CAPABILITY PLINTH_THREAD_ANNOTATION_(scoped_lockable)
 #define PLINTH_NO_THREAD_SAFETY_ANALYSIS PLINTH_THREAD_ANNOTATION_(no_thread_safety_analysis)
@@ -43,6 +47,40 @@ class PLINTH_SCOPED_CAPABILITY MutexLock {
 
  private:
   Mutex* const mu_;
+};
+
+// A reader-writer mutex: many readers or one writer.
+class PLINTH_CAPABILITY("mutex") SharedMutex {
+ public:
+  void Lock() PLINTH_ACQUIRE() { mu_.lock(); }
+  void Unlock() PLINTH_RELEASE() { mu_.unlock(); }
+  void LockShared() PLINTH_ACQUIRE_SHARED() { mu_.lock_shared(); }
+  void UnlockShared() PLINTH_RELEASE_SHARED() { mu_.unlock_shared(); }
+
+ private:
+  std::shared_mutex mu_;
+};
+
+class PLINTH_SCOPED_CAPABILITY WriterLock {
+ public:
+  explicit WriterLock(SharedMutex* mu) PLINTH_ACQUIRE(mu) : mu_(mu) { mu_->Lock(); }
+  ~WriterLock() PLINTH_RELEASE() { mu_->Unlock(); }
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+
+ private:
+  SharedMutex* const mu_;
+};
+
+class PLINTH_SCOPED_CAPABILITY ReaderLock {
+ public:
+  explicit ReaderLock(SharedMutex* mu) PLINTH_ACQUIRE_SHARED(mu) : mu_(mu) { mu_->LockShared(); }
+  ~ReaderLock() PLINTH_RELEASE() { mu_->UnlockShared(); }
+  ReaderLock(const ReaderLock&) = delete;
+  ReaderLock& operator=(const ReaderLock&) = delete;
+
+ private:
+  SharedMutex* const mu_;
 };
 
 // A condition variable bound to a plinth::Mutex. Wait* must be called with the mutex held.
