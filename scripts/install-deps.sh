@@ -28,6 +28,9 @@ packages=(
   protobuf-compiler
   protobuf-compiler-grpc
   golang-etcd-server-dev  # etcd's .proto files, trimmed and compiled at build time
+  libtomlplusplus-dev     # plinth serve's configuration file
+  libcpp-httplib-dev      # the Prometheus metrics endpoint
+  libspdlog-dev           # structured logs
   perl                    # trims those .proto files
 )
 server_packages=(
