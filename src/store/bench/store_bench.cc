@@ -44,11 +44,22 @@
 
 #include "common/status.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "store/bench/bench_util.h"
 #include "store/open.h"
 #include "store/store.h"
 
 namespace plinth::store::bench {
 namespace {
+
+using plinth::bench::CpuModel;
+using plinth::bench::FilesystemType;
+using plinth::bench::FormatLatency;
+using plinth::bench::FormatRate;
+using plinth::bench::FormatRatio;
+using plinth::bench::Latency;
+using plinth::bench::RawSqlite;
+using plinth::bench::Summarize;
+using plinth::bench::Table;
 
 constexpr size_t kValueBytes = 100;
 constexpr int kWarmupOps = 50;
@@ -110,91 +121,6 @@ std::optional<int64_t> ReadStamp(std::string_view value) {
   if (ec != std::errc()) return std::nullopt;
   return stamp;
 }
-
-// Nearest-rank percentile of sorted samples.
-double Percentile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-  return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
-}
-
-struct Latency {
-  double p50_us = 0;
-  double p99_us = 0;
-  size_t samples = 0;
-};
-
-Latency Summarize(std::vector<double> us) {
-  std::sort(us.begin(), us.end());
-  return {Percentile(us, 0.50), Percentile(us, 0.99), us.size()};
-}
-
-// ---- raw SQLite, the baseline ----
-
-class RawSqlite {
- public:
-  static StatusOr<std::unique_ptr<RawSqlite>> Open(const std::string& path,
-                                                   const std::string& synchronous) {
-    auto raw = std::unique_ptr<RawSqlite>(new RawSqlite());
-    if (sqlite3_open(path.c_str(), &raw->db_) != SQLITE_OK) return raw->Error("open " + path);
-    PLINTH_RETURN_IF_ERROR(raw->Exec("PRAGMA journal_mode=WAL"));
-    PLINTH_RETURN_IF_ERROR(raw->Exec("PRAGMA synchronous=" + synchronous));
-    PLINTH_RETURN_IF_ERROR(raw->Exec("PRAGMA busy_timeout=5000"));
-    PLINTH_RETURN_IF_ERROR(raw->Exec(
-        "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID"));
-    if (sqlite3_prepare_v2(raw->db_, "INSERT INTO kv (key, value) VALUES (?, ?)", -1, &raw->insert_,
-                           nullptr) != SQLITE_OK) {
-      return raw->Error("prepare insert");
-    }
-    return raw;
-  }
-
-  ~RawSqlite() {
-    sqlite3_finalize(insert_);
-    sqlite3_close(db_);
-  }
-
-  // One row in its own (autocommit) transaction.
-  Status InsertOne(const std::string& key, const std::string& value) { return Insert(key, value); }
-
-  // Rows in one BEGIN IMMEDIATE ... COMMIT, as the store's writer does.
-  Status InsertBatch(const std::vector<std::pair<std::string, std::string>>& rows) {
-    PLINTH_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-    for (const auto& [key, value] : rows) {
-      if (Status s = Insert(key, value); !s.ok()) {
-        Exec("ROLLBACK").IgnoreError();
-        return s;
-      }
-    }
-    return Exec("COMMIT");
-  }
-
- private:
-  RawSqlite() = default;
-
-  Status Insert(const std::string& key, const std::string& value) {
-    sqlite3_bind_blob(insert_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
-    sqlite3_bind_blob(insert_, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
-    const int rc = sqlite3_step(insert_);
-    sqlite3_reset(insert_);
-    if (rc != SQLITE_DONE) return Error("insert");
-    return Status::Ok();
-  }
-
-  Status Exec(const std::string& sql) {
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return Error(sql);
-    }
-    return Status::Ok();
-  }
-
-  Status Error(const std::string& what) const {
-    return InternalError("raw sqlite: " + what + ": " + (db_ ? sqlite3_errmsg(db_) : "no db"));
-  }
-
-  sqlite3* db_ = nullptr;
-  sqlite3_stmt* insert_ = nullptr;
-};
 
 // ---- the measurements ----
 
@@ -455,85 +381,6 @@ StatusOr<Backend> BackendFor(const std::string& name, const std::filesystem::pat
   }
   return InvalidArgumentError("unknown backend \"" + name +
                               "\"; known: memory, sqlite, sqlite_normal");
-}
-
-std::string FormatLatency(double us) {
-  char buf[32];
-  if (us < 1000) {
-    std::snprintf(buf, sizeof buf, "%.1f us", us);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.2f ms", us / 1000);
-  }
-  return buf;
-}
-
-std::string FormatRate(double ops_per_s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f ops/s", ops_per_s);
-  return buf;
-}
-
-std::string FormatRatio(double r) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2fx", r);
-  return buf;
-}
-
-class Table {
- public:
-  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-  void Print(std::ostream& out) const {
-    std::vector<size_t> widths;
-    for (const auto& row : rows_) {
-      widths.resize(std::max(widths.size(), row.size()), 0);
-      for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
-    }
-    for (const auto& row : rows_) {
-      std::string line;
-      for (size_t c = 0; c < row.size(); ++c) {
-        line += row[c];
-        if (c + 1 < row.size()) line.append(widths[c] - row[c].size() + 2, ' ');
-      }
-      out << line << "\n";
-    }
-  }
-
- private:
-  std::vector<std::vector<std::string>> rows_;
-};
-
-std::string FilesystemType(const std::filesystem::path& dir) {
-  struct statfs fs;
-  if (statfs(dir.c_str(), &fs) != 0) return "unknown";
-  switch (static_cast<uint64_t>(fs.f_type)) {
-    case 0xEF53:
-      return "ext4";
-    case 0x01021994:
-      return "tmpfs (fsync is free: durable numbers are optimistic)";
-    case 0x794C7630:
-      return "overlayfs";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    default: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "0x%" PRIx64, static_cast<uint64_t>(fs.f_type));
-      return buf;
-    }
-  }
-}
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  }
-  return "unknown";
 }
 
 // ---- flags ----
