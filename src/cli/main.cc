@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/migrate_command.h"
 #include "cli/store_command.h"
 
 int main(int argc, char** argv) {
@@ -13,5 +14,6 @@ int main(int argc, char** argv) {
   CLI::App app;
   plinth::cli::ConfigureRootApp(app, console);
   plinth::cli::RegisterStoreCommands(app, console);
+  plinth::cli::RegisterMigrateCommand(app, console);
   return plinth::cli::RunApp(app, console, std::vector<std::string>(argv + 1, argv + argc));
 }
