@@ -105,6 +105,14 @@ class DataStore {
   StatusOr<v1::RegistrationEntry> CreateRegistrationEntry(const v1::RegistrationEntry& entry);
   StatusOr<CreateOrReturnResult> CreateOrReturnRegistrationEntry(
       const v1::RegistrationEntry& entry);
+  // Batched create: each entry as CreateOrReturnRegistrationEntry would (a similar entry,
+  // stored or earlier in the batch, is returned with existing=true), in as few transactions as
+  // the store's limits allow. Every entry is validated first: one invalid entry fails the call
+  // with InvalidArgument naming its index, and nothing is written. Results are in input order.
+  // If a later transaction fails, earlier ones stay committed; the error says how many entries
+  // were created.
+  StatusOr<std::vector<CreateOrReturnResult>> CreateOrReturnRegistrationEntries(
+      const std::vector<v1::RegistrationEntry>& entries);
   // Returns the deleted entry.
   StatusOr<v1::RegistrationEntry> DeleteRegistrationEntry(const std::string& entry_id);
   // NotFound if absent.

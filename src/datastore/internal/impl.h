@@ -51,6 +51,9 @@ class DataStore::Impl {
   const internal::Keys keys;
   const store::Limits limits;
   std::unique_ptr<mirror::Mirror> mirror;  // set by DataStore::Open
+  // Fans the mirror's applied batches out to Subscribe()rs as typed changes (datastore.cc).
+  class ChangeFeed;
+  std::shared_ptr<ChangeFeed> change_feed;  // set by DataStore::Open
 };
 
 namespace internal {
@@ -67,6 +70,52 @@ std::string EncodePageToken(std::string_view last_key);
 // "" -> "". InvalidArgument "could not parse token '<t>'" if `token` was not made by
 // EncodePageToken.
 StatusOr<std::string> DecodePageToken(std::string_view token);
+
+// `s` in double quotes, for error messages: Quoted("x") is "\"x\"".
+std::string Quoted(std::string_view s);
+
+// Splits bulk work (prunes, cascades, DeleteBundle's entry writes) into transactions that fit
+// the store's limits. Start from an empty TxnRequest; for each unit of work take a Mark,
+// append the unit's conditions and ops, then Accept: a unit that would push the transaction
+// past max_ops_per_txn or max_txn_bytes is removed again (ops and conditions) and Accept
+// returns false, so the caller commits what fits and plans the rest in a later transaction.
+class TxnBudget {
+ public:
+  struct Mark {
+    size_t ops = 0;
+    size_t conditions = 0;
+  };
+
+  explicit TxnBudget(const store::Limits& limits) : limits_(limits) {}
+
+  static Mark MarkOf(const store::TxnRequest& txn) {
+    return {txn.ops.size(), txn.conditions.size()};
+  }
+
+  bool Accept(store::TxnRequest* txn, Mark mark) {
+    size_t bytes = 0;
+    for (size_t i = mark.ops; i < txn->ops.size(); ++i) {
+      const store::Op& op = txn->ops[i];
+      bytes += op.kind == store::Op::Kind::kDeleteRange ? op.span.start.size() + op.span.end.size()
+                                                        : op.key.size() + op.value.size();
+    }
+    const size_t ops = ops_ + (txn->ops.size() - mark.ops);
+    if ((limits_.max_ops_per_txn != 0 && ops > limits_.max_ops_per_txn) ||
+        (limits_.max_txn_bytes != 0 && bytes_ + bytes > limits_.max_txn_bytes)) {
+      txn->ops.resize(mark.ops);
+      txn->conditions.resize(mark.conditions);
+      return false;
+    }
+    ops_ = ops;
+    bytes_ += bytes;
+    return true;
+  }
+
+ private:
+  store::Limits limits_;
+  size_t ops_ = 0;
+  size_t bytes_ = 0;
+};
 
 }  // namespace internal
 }  // namespace plinth::datastore

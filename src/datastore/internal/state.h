@@ -102,6 +102,10 @@ class EntryIndex {
   // spec §D; `agent_selectors` are the agent's node selectors.
   std::vector<EntryPtr> Authorized(std::string_view agent_spiffe_id,
                                    const std::vector<v1::Selector>& agent_selectors) const;
+  // The same over a stored selector list, without copying it (ListAuthorizedEntries' path).
+  std::vector<EntryPtr> Authorized(
+      std::string_view agent_spiffe_id,
+      const google::protobuf::RepeatedPtrField<v1::Selector>& agent_selectors) const;
 
  private:
   struct Indexes;
@@ -166,6 +170,9 @@ class DatastoreState final : public mirror::MirrorState {
   // is maintained from them as events apply.
   mirror::KeyDigest digest_;
   int64_t decode_errors_ = 0;
+  // Mirrored keys that no table holds (values that did not decode, kinds this version does not
+  // know), with their mod_revision, so that the digest still covers them.
+  std::map<std::string, Revision, std::less<>> other_keys_;
 };
 
 // Appends to `txn` the conditions and ops that replace entry `old` (nullptr: create) by

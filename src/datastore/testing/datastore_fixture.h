@@ -6,10 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -62,11 +64,70 @@ class DatastoreTest : public ::testing::TestWithParam<DatastoreBackend> {
   int next_id_ = 0;
 };
 
-#define PLINTH_INSTANTIATE_DATASTORE_TEST(Suite)                                           \
-  INSTANTIATE_TEST_SUITE_P(                                                                \
-      Backends, Suite,                                                                     \
-      ::testing::ValuesIn(::plinth::datastore::testing::DatastoreBackends()),              \
-      ::plinth::datastore::testing::BackendName)
+// A store that forwards to `base` (not owned) but declares and enforces at most
+// `max_ops_per_txn` operations per transaction, and counts commits, so that tests can make a
+// DataStore split bulk work (prunes, cascades, DeleteBundle) into several transactions. An
+// optional hook runs before each commit reaches `base` (e.g. to hold a planned commit while
+// another replica writes).
+class OpLimitedStore final : public store::Store {
+ public:
+  OpLimitedStore(store::Store* base, size_t max_ops_per_txn)
+      : base_(base), max_ops_(max_ops_per_txn) {}
+
+  // Commits that reached the base store (successful or not).
+  int commits() const { return commits_.load(); }
+  // Set before the store is used by any other thread; runs on the committing thread.
+  void set_before_commit(std::function<void(const store::TxnRequest&)> hook) {
+    before_commit_ = std::move(hook);
+  }
+
+  std::string_view backend() const override { return base_->backend(); }
+  store::Limits limits() const override {
+    store::Limits l = base_->limits();
+    l.max_ops_per_txn = max_ops_;
+    return l;
+  }
+  StatusOr<store::KeyValue> Get(std::string_view key) override { return base_->Get(key); }
+  StatusOr<store::RangeResult> Range(const store::KeySpan& span,
+                                     const store::RangeOptions& options) override {
+    return base_->Range(span, options);
+  }
+  StatusOr<store::CountResult> Count(const store::KeySpan& span) override {
+    return base_->Count(span);
+  }
+  StatusOr<std::unique_ptr<store::Snapshot>> OpenSnapshot() override {
+    return base_->OpenSnapshot();
+  }
+  StatusOr<store::Revision> Commit(const store::TxnRequest& txn) override {
+    if (txn.ops.size() > max_ops_) {
+      return ResourceExhaustedError("OpLimitedStore: transaction has " +
+                                    std::to_string(txn.ops.size()) + " operations; the limit is " +
+                                    std::to_string(max_ops_));
+    }
+    if (before_commit_) before_commit_(txn);
+    ++commits_;
+    return base_->Commit(txn);
+  }
+  StatusOr<std::unique_ptr<store::WatchStream>> Watch(const store::KeySpan& span,
+                                                      store::Revision from_revision,
+                                                      const store::WatchOptions& options) override {
+    return base_->Watch(span, from_revision, options);
+  }
+  StatusOr<store::Revision> CurrentRevision() override { return base_->CurrentRevision(); }
+  Status Compact(store::Revision revision) override { return base_->Compact(revision); }
+  StatusOr<store::Revision> CompactedRevision() override { return base_->CompactedRevision(); }
+
+ private:
+  store::Store* const base_;
+  const size_t max_ops_;
+  std::atomic<int> commits_{0};
+  std::function<void(const store::TxnRequest&)> before_commit_;
+};
+
+#define PLINTH_INSTANTIATE_DATASTORE_TEST(Suite)                                                   \
+  INSTANTIATE_TEST_SUITE_P(Backends, Suite,                                                        \
+                           ::testing::ValuesIn(::plinth::datastore::testing::DatastoreBackends()), \
+                           ::plinth::datastore::testing::BackendName)
 
 // Builders for test objects.
 v1::Selector Sel(const std::string& type, const std::string& value);
