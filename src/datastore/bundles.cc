@@ -182,35 +182,16 @@ StatusOr<int64_t> DataStore::CountBundles() {
 }
 
 StatusOr<v1::ListBundlesResponse> DataStore::ListBundles(const v1::ListBundlesRequest& request) {
-  std::string after;
-  size_t limit = 0;
-  if (request.has_pagination()) {
-    if (request.pagination().page_size() <= 0) {
-      return internal::ValidationError("cannot paginate with pagination.page_size = " +
-                                       std::to_string(request.pagination().page_size()) +
-                                       "; it must be greater than 0");
-    }
-    PLINTH_ASSIGN_OR_RETURN(after, internal::DecodePageToken(request.pagination().token()));
-    limit = request.pagination().page_size();
-  }
+  PLINTH_ASSIGN_OR_RETURN(
+      const internal::PageRequest page,
+      internal::ParsePageRequest(request.has_pagination() ? &request.pagination() : nullptr));
   v1::ListBundlesResponse response;
-  bool more = false;
-  impl_->Read([&](const DatastoreState& state, Revision) {
-    for (auto it = state.bundles.upper_bound(after); it != state.bundles.end(); ++it) {
-      if (limit != 0 && static_cast<size_t>(response.bundles_size()) == limit) {
-        more = true;
-        break;
-      }
-      *response.add_bundles() = *it->second.value;
-    }
+  const bool more = impl_->Read([&](const DatastoreState& state, Revision) {
+    return internal::PageOver(state.bundles, page,
+                              [&](const auto& stored) { *response.add_bundles() = *stored.value; });
   });
-  if (request.has_pagination()) {
-    response.mutable_pagination()->set_page_size(request.pagination().page_size());
-    if (more) {
-      response.mutable_pagination()->set_token(
-          internal::EncodePageToken(response.bundles().rbegin()->trust_domain_id()));
-    }
-  }
+  internal::SetNextPage(page, more, more ? response.bundles().rbegin()->trust_domain_id() : "",
+                        &response);
   return response;
 }
 

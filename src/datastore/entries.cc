@@ -507,35 +507,22 @@ StatusOr<std::map<std::string, EntryPtr>> DataStore::FetchRegistrationEntries(
 
 StatusOr<v1::ListRegistrationEntriesResponse> DataStore::ListRegistrationEntries(
     const v1::ListRegistrationEntriesRequest& request) {
-  size_t limit = 0;
-  std::string after;
-  if (request.has_pagination()) {
-    if (request.pagination().page_size() <= 0) {
-      return InvalidArgumentError("cannot paginate with pagination.page_size = " +
-                                  std::to_string(request.pagination().page_size()) +
-                                  "; it must be positive");
-    }
-    limit = static_cast<size_t>(request.pagination().page_size());
-  }
+  PLINTH_ASSIGN_OR_RETURN(
+      const internal::PageRequest page,
+      internal::ParsePageRequest(request.has_pagination() ? &request.pagination() : nullptr));
   PLINTH_RETURN_IF_ERROR(CheckFilters(request));
-  if (request.has_pagination()) {
-    PLINTH_ASSIGN_OR_RETURN(after, internal::DecodePageToken(request.pagination().token()));
-  }
   PLINTH_RETURN_IF_ERROR(impl_->Sync(request.consistency()));
 
   bool more = false;
-  std::vector<EntryPtr> page = impl_->Read([&](const DatastoreState& state, Revision) {
-    return state.entries.Query(request, after, limit, &more);
+  std::vector<EntryPtr> entries = impl_->Read([&](const DatastoreState& state, Revision) {
+    return state.entries.Query(request, page.after, page.limit, &more);
   });
   v1::ListRegistrationEntriesResponse response;
-  response.mutable_entries()->Reserve(static_cast<int>(page.size()));
-  for (const EntryPtr& e : page) *response.add_entries() = *e;
-  if (request.has_pagination()) {
-    v1::Pagination* p = response.mutable_pagination();
-    p->set_page_size(request.pagination().page_size());
-    // DESIGN.md deviation: the token is "" exactly when nothing remains.
-    if (more && !page.empty()) p->set_token(internal::EncodePageToken(page.back()->entry_id()));
-  }
+  response.mutable_entries()->Reserve(static_cast<int>(entries.size()));
+  for (const EntryPtr& e : entries) *response.add_entries() = *e;
+  // DESIGN.md deviation: the token is "" exactly when nothing remains.
+  more = more && !entries.empty();
+  internal::SetNextPage(page, more, more ? entries.back()->entry_id() : "", &response);
   return response;
 }
 

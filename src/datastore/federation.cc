@@ -135,35 +135,17 @@ StatusOr<v1::FederationRelationship> DataStore::FetchFederationRelationship(
 
 StatusOr<v1::ListFederationRelationshipsResponse> DataStore::ListFederationRelationships(
     const v1::ListFederationRelationshipsRequest& request) {
-  std::string after;
-  size_t limit = 0;
-  if (request.has_pagination()) {
-    if (request.pagination().page_size() <= 0) {
-      return internal::ValidationError("cannot paginate with pagination.page_size = " +
-                                       std::to_string(request.pagination().page_size()) +
-                                       "; it must be greater than 0");
-    }
-    PLINTH_ASSIGN_OR_RETURN(after, internal::DecodePageToken(request.pagination().token()));
-    limit = request.pagination().page_size();
-  }
+  PLINTH_ASSIGN_OR_RETURN(
+      const internal::PageRequest page,
+      internal::ParsePageRequest(request.has_pagination() ? &request.pagination() : nullptr));
   v1::ListFederationRelationshipsResponse response;
-  bool more = false;
-  impl_->Read([&](const DatastoreState& state, Revision) {
-    for (auto it = state.federations.upper_bound(after); it != state.federations.end(); ++it) {
-      if (limit != 0 && static_cast<size_t>(response.relationships_size()) == limit) {
-        more = true;
-        break;
-      }
-      *response.add_relationships() = WithBundle(state, *it->second.value);
-    }
+  const bool more = impl_->Read([&](const DatastoreState& state, Revision) {
+    return internal::PageOver(state.federations, page, [&](const auto& stored) {
+      *response.add_relationships() = WithBundle(state, *stored.value);
+    });
   });
-  if (request.has_pagination()) {
-    response.mutable_pagination()->set_page_size(request.pagination().page_size());
-    if (more) {
-      response.mutable_pagination()->set_token(
-          internal::EncodePageToken(response.relationships().rbegin()->trust_domain()));
-    }
-  }
+  internal::SetNextPage(page, more, more ? response.relationships().rbegin()->trust_domain() : "",
+                        &response);
   return response;
 }
 

@@ -37,15 +37,6 @@ constexpr int kDefaultPruneBatchSize = 1000;
 
 using internal::Quoted;
 
-Status ValidatePagination(const v1::Pagination& pagination) {
-  if (pagination.page_size() <= 0) {
-    return internal::ValidationError(
-        "cannot paginate with pagination.page_size = " + std::to_string(pagination.page_size()) +
-        "; it must be greater than 0");
-  }
-  return Status::Ok();
-}
-
 Status ValidateSelectorFilter(bool present, const v1::BySelectors& by) {
   if (present && by.selectors().empty()) {
     return internal::ValidationError("cannot list by empty selectors set (by_selector_match)");
@@ -173,28 +164,20 @@ StatusOr<std::map<std::string, v1::AttestedNode>> DataStore::FetchAttestedNodes(
 
 StatusOr<v1::ListAttestedNodesResponse> DataStore::ListAttestedNodes(
     const v1::ListAttestedNodesRequest& request) {
-  if (request.has_pagination()) PLINTH_RETURN_IF_ERROR(ValidatePagination(request.pagination()));
+  PLINTH_ASSIGN_OR_RETURN(
+      const internal::PageRequest page,
+      internal::ParsePageRequest(request.has_pagination() ? &request.pagination() : nullptr));
   PLINTH_RETURN_IF_ERROR(
       ValidateSelectorFilter(request.has_by_selector_match(), request.by_selector_match()));
-  std::string after;
-  if (request.has_pagination()) {
-    PLINTH_ASSIGN_OR_RETURN(after, internal::DecodePageToken(request.pagination().token()));
-  }
   PLINTH_RETURN_IF_ERROR(impl_->Sync(request.consistency()));
-  const size_t limit = request.has_pagination() ? request.pagination().page_size() : 0;
   bool more = false;
   v1::ListAttestedNodesResponse response;
   std::vector<v1::AttestedNode> nodes = impl_->Read([&](const DatastoreState& state, Revision) {
-    return state.nodes.Query(request, after, limit, &more);
+    return state.nodes.Query(request, page.after, page.limit, &more);
   });
   for (v1::AttestedNode& node : nodes) *response.add_nodes() = std::move(node);
-  if (request.has_pagination()) {
-    v1::Pagination* page = response.mutable_pagination();
-    page->set_page_size(request.pagination().page_size());
-    if (more && !response.nodes().empty()) {
-      page->set_token(internal::EncodePageToken(response.nodes().rbegin()->spiffe_id()));
-    }
-  }
+  more = more && !response.nodes().empty();
+  internal::SetNextPage(page, more, more ? response.nodes().rbegin()->spiffe_id() : "", &response);
   return response;
 }
 

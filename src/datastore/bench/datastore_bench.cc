@@ -280,7 +280,7 @@ int Main(int argc, char** argv) {
             << " agents, SQLite in " << dir.string() << " (" << ::plinth::bench::FilesystemType(dir)
             << "), CPU " << ::plinth::bench::CpuModel() << "\n";
   {
-    auto store = store::OpenStore(url + "?synchronous=off");
+    auto store = store::OpenStore(url + "?synchronous=normal");
     if (!store.ok()) return fail("open " + url, store.status());
     const auto start = Clock::now();
     if (Status s = Generate(store->get(), *flags); !s.ok()) return fail("generate", s);

@@ -100,6 +100,19 @@ StatusOr<std::string> DecodePageToken(std::string_view token) {
   return raw.substr(1);
 }
 
+StatusOr<PageRequest> ParsePageRequest(const v1::Pagination* pagination) {
+  PageRequest page;
+  if (pagination == nullptr) return page;
+  if (pagination->page_size() <= 0) {
+    return ValidationError("cannot paginate with pagination.page_size = " +
+                           std::to_string(pagination->page_size()) + "; it must be greater than 0");
+  }
+  page.pagination = pagination;
+  page.limit = static_cast<size_t>(pagination->page_size());
+  PLINTH_ASSIGN_OR_RETURN(page.after, DecodePageToken(pagination->token()));
+  return page;
+}
+
 std::string Quoted(std::string_view s) {
   // Built with append: GCC 12 at -O2 reports a false -Wrestrict for "\"" + std::string(s).
   std::string out;

@@ -71,6 +71,40 @@ std::string EncodePageToken(std::string_view last_key);
 // EncodePageToken.
 StatusOr<std::string> DecodePageToken(std::string_view token);
 
+// A list request's page, decoded: where to start, how many (0 = all). Every list operation
+// pages the same way (DESIGN.md): opaque tokens, exact page sizes, token "" on the last page.
+struct PageRequest {
+  const v1::Pagination* pagination = nullptr;  // the request's, or nullptr: everything
+  std::string after;                           // the last key of the previous page
+  size_t limit = 0;
+};
+// `pagination` nullptr: an unpaged request. InvalidArgument for page_size <= 0 or a token
+// EncodePageToken did not make.
+StatusOr<PageRequest> ParsePageRequest(const v1::Pagination* pagination);
+// Sets the response's Pagination for a paged request (nothing for an unpaged one): the page
+// size echoed and, if `more`, the token continuing after `last_key`.
+template <typename Response>
+void SetNextPage(const PageRequest& page, bool more, std::string_view last_key,
+                 Response* response) {
+  if (page.pagination == nullptr) return;
+  v1::Pagination* out = response->mutable_pagination();
+  out->set_page_size(page.pagination->page_size());
+  if (more) out->set_token(EncodePageToken(last_key));
+}
+
+// Emits the values of `map` (ordered by key) after page.after, at most page.limit of them
+// (0 = all); returns whether more remain.
+template <typename Map, typename Emit>
+bool PageOver(const Map& map, const PageRequest& page, Emit emit) {
+  size_t emitted = 0;
+  for (auto it = map.upper_bound(page.after); it != map.end(); ++it) {
+    if (page.limit != 0 && emitted == page.limit) return true;
+    emit(it->second);
+    ++emitted;
+  }
+  return false;
+}
+
 // `s` in double quotes, for error messages: Quoted("x") is "\"x\"".
 std::string Quoted(std::string_view s);
 

@@ -128,7 +128,8 @@ class NodeIndex {
   size_t node_count() const;
 
   // Nodes picked by PruneAttestedExpiredNodes' rule, up to `limit`.
-  std::vector<const Stored<v1::AttestedNode>*> Expired(int64_t before, bool include_non_reattestable,
+  std::vector<const Stored<v1::AttestedNode>*> Expired(int64_t before,
+                                                       bool include_non_reattestable,
                                                        size_t limit) const;
   // List/Count with every filter (validated by the caller); paging as EntryIndex::Query, in
   // SPIFFE-ID order. Returned nodes carry selectors only if request.fetch_selectors.
