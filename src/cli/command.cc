@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <charconv>
 #include <exception>
+#include <functional>
 #include <map>
+#include <set>
+#include <utility>
 
 namespace plinth::cli {
 
@@ -54,7 +57,34 @@ int ReportUsageError(Console& console, std::string_view message) {
   return kExitUsage;
 }
 
+namespace {
+
+void CollectLongNames(const CLI::App& app, std::set<std::string, std::less<>>* names) {
+  for (const CLI::Option* option : app.get_options()) {
+    for (const std::string& name : option->get_lnames()) names->insert(name);
+  }
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    CollectLongNames(*sub, names);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> NormalizeSingleDashFlags(const CLI::App& app,
+                                                  std::vector<std::string> args) {
+  std::set<std::string, std::less<>> names;
+  CollectLongNames(app, &names);
+  for (std::string& arg : args) {
+    if (arg == "--") break;
+    if (arg.size() < 3 || arg[0] != '-' || arg[1] == '-') continue;
+    const std::string_view name = std::string_view(arg).substr(1, arg.find('=') - 1);
+    if (name.size() >= 2 && names.count(name) > 0) arg.insert(0, "-");
+  }
+  return args;
+}
+
 int RunApp(CLI::App& app, Console& console, std::vector<std::string> args) {
+  args = NormalizeSingleDashFlags(app, std::move(args));
   // CLI11 consumes a vector from the back.
   std::reverse(args.begin(), args.end());
   try {

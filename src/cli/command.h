@@ -57,7 +57,16 @@ int ReportUsageError(Console& console, std::string_view message);
 // Parses `args` (without the program name) into `app`, which runs the chosen command's
 // callback; returns the exit code it set. --help prints help to console.out and returns 0;
 // a parse error prints the problem to console.err and returns kExitUsage. Never throws.
+// Single-dash long flags are accepted (NormalizeSingleDashFlags).
 int RunApp(CLI::App& app, Console& console, std::vector<std::string> args);
+
+// spire-server style flags: rewrites "-name" and "-name=value" to "--name" and
+// "--name=value" when `name` (two or more characters) is the long name of an option somewhere
+// in `app`'s command tree, because CLI11 takes multi-letter names only after two dashes.
+// Single-letter and combined short flags, other words, and everything after "--" are
+// returned unchanged.
+std::vector<std::string> NormalizeSingleDashFlags(const CLI::App& app,
+                                                  std::vector<std::string> args);
 
 // "250ms", "10s", "2m", "1h" or "0" (no limit). InvalidArgument otherwise.
 StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);

@@ -4,10 +4,12 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <system_error>
 
+#include "cli/client.h"
 #include "cli/output.h"
 #include "cli/store_demo.h"
 #include "store/open.h"
@@ -32,7 +34,7 @@ struct StoreFlags {
 };
 
 void AddStoreFlags(CLI::App& verb, StoreFlags* flags) {
-  verb.add_option("-s,--store", flags->url,
+  verb.add_option("-s,--store,--url", flags->url,
                   "Store URL; default $PLINTH_STORE, else " + std::string(kDefaultStoreUrl) +
                       ". E.g. memory://, sqlite:///var/lib/plinth/plinth.db?synchronous=normal")
       ->envname("PLINTH_STORE")
@@ -340,22 +342,102 @@ int RunWatch(const WatchFlags& flags, Console& console) {
 
 struct CompactFlags {
   StoreFlags store;
+  ConnectionFlags connection;
+  int64_t positional_revision = 0;
   int64_t revision = 0;
+  CLI::Option* store_option = nullptr;
+  CLI::Option* positional_option = nullptr;
+  CLI::Option* revision_option = nullptr;
 };
 
+void PrintCompacted(OutputFormat output, Revision compacted, Console& console) {
+  if (output == OutputFormat::kJson) {
+    PrintJson(console.out, {{"compacted_revision", compacted}});
+  } else {
+    console.out << "history compacted through revision " << compacted << "\n";
+  }
+}
+
+// With --store (or $PLINTH_STORE): compacts that store directly. Otherwise asks plinth serve
+// (Operator.CompactStore), where revision 0 means "keep the server's configured retention".
 int RunCompact(const CompactFlags& flags, Console& console) {
+  const bool positional = flags.positional_option->count() > 0;
+  const bool named = flags.revision_option->count() > 0;
+  if (positional && named) return ReportUsageError(console, "give REV or --revision, not both");
+  const int64_t revision = positional ? flags.positional_revision : flags.revision;
+  const std::string what = "compact " + std::to_string(revision);
+  if (flags.store_option->count() == 0) {
+    auto client = ConnectOrReport(flags.connection, console);
+    if (!client) return console.exit_code;
+    v1::CompactRequest request;
+    request.set_revision(revision);
+    v1::CompactResponse response;
+    Status s = client->Call(&v1::Operator::Stub::CompactStore, request, &response);
+    if (!s.ok()) return client->Report(console, what, s);
+    PrintCompacted(flags.store.output, response.compacted_revision(), console);
+    return kExitOk;
+  }
+  if (!positional && !named) {
+    return ReportUsageError(console, "store compact --store needs the revision REV");
+  }
   auto store = OpenOrReport(flags.store, console);
   if (!store) return console.exit_code;
-  const std::string what = "compact " + std::to_string(flags.revision);
-  if (Status s = store->Compact(flags.revision); !s.ok()) return ReportFailure(console, what, s);
+  if (Status s = store->Compact(revision); !s.ok()) return ReportFailure(console, what, s);
   auto compacted = store->CompactedRevision();
   if (!compacted.ok()) return ReportFailure(console, what, compacted.status());
-  if (flags.store.output == OutputFormat::kJson) {
-    PrintJson(console.out, {{"compacted_revision", *compacted}});
-  } else {
-    console.out << "history compacted through revision " << *compacted << "\n";
-  }
+  PrintCompacted(flags.store.output, *compacted, console);
   return kExitOk;
+}
+
+// ---- stats and verify (plinth serve's Operator service) ----
+
+int RunStats(const ServerFlags& flags, Console& console) {
+  auto client = ConnectOrReport(flags.connection, console);
+  if (!client) return console.exit_code;
+  v1::StoreStatus status;
+  Status s = client->Call(&v1::Operator::Stub::GetStoreStatus, google::protobuf::Empty(), &status);
+  if (!s.ok()) return client->Report(console, "store stats", s);
+  if (flags.output == OutputFormat::kJson) {
+    PrintProtoJson(console.out, status);
+    return kExitOk;
+  }
+  TextTable t({"server", client->target()});
+  t.AddRow({"store", DisplayBytes(status.url())});
+  t.AddRow({"backend", status.backend()});
+  t.AddRow({"ready", status.ready() ? "yes" : "no"});
+  t.AddRow({"applied revision", std::to_string(status.applied_revision())});
+  t.AddRow({"backend revision", std::to_string(status.backend_revision())});
+  t.AddRow({"compacted revision", std::to_string(status.compacted_revision())});
+  t.AddRow({"watching", status.watching() ? "yes" : "no"});
+  t.AddRow({"mirror rebuilds", std::to_string(status.mirror_rebuilds())});
+  t.AddRow({"verify mismatches", std::to_string(status.verify_mismatches())});
+  // Sorted by name: the proto map has no order of its own.
+  std::map<std::string, int64_t> counts(status.object_counts().begin(),
+                                        status.object_counts().end());
+  for (const auto& [name, count] : counts) t.AddRow({name, std::to_string(count)});
+  t.Print(console.out);
+  return kExitOk;
+}
+
+int RunVerify(const ServerFlags& flags, Console& console) {
+  auto client = ConnectOrReport(flags.connection, console);
+  if (!client) return console.exit_code;
+  v1::VerifyResponse response;
+  Status s = client->Call(&v1::Operator::Stub::VerifyStore, google::protobuf::Empty(), &response);
+  if (!s.ok()) return client->Report(console, "store verify", s);
+  if (flags.output == OutputFormat::kJson) {
+    PrintProtoJson(console.out, response);
+  } else if (response.ok()) {
+    console.out << "verified: "
+                << (response.message().empty() ? "the server's memory matches the store"
+                                               : response.message())
+                << "\n";
+  } else {
+    console.out << "MISMATCH: " << response.message()
+                << "\nthe server is rebuilding its memory from the store\n";
+  }
+  // A mismatch is a finding, not a failed command, but scripts need to see it.
+  return response.ok() ? kExitOk : kExitFailed;
 }
 
 // ---- status ----
@@ -428,7 +510,9 @@ StatusOr<std::unique_ptr<Store>> OpenStoreForCommand(std::string_view url) {
 void RegisterStoreCommands(CLI::App& root, Console& console) {
   CLI::App* group =
       root.add_subcommand("store", "Read, write and watch a store directly by URL (default " +
-                                       std::string(kDefaultStoreUrl) + ", or $PLINTH_STORE)");
+                                       std::string(kDefaultStoreUrl) +
+                                       ", or $PLINTH_STORE); or ask plinth serve about its "
+                                       "store (stats, verify, compact)");
   RequireCommand(*group, console);
   group->footer(
       "Store URLs: memory://[name], sqlite:///path/file.db?synchronous=full|normal&...\n" +
@@ -504,12 +588,37 @@ void RegisterStoreCommands(CLI::App& root, Console& console) {
   }
   {
     auto flags = std::make_shared<CompactFlags>();
-    CLI::App* verb = AddVerb(
-        *group, "compact",
-        "Discard change history through revision REV (watching from REV or earlier then fails)",
-        &flags->store);
-    verb->add_option("REV", flags->revision, "Revision")->required()->check(CLI::NonNegativeNumber);
+    CLI::App* verb =
+        AddVerb(*group, "compact",
+                "Discard change history through revision REV (watching from REV or earlier then "
+                "fails). With --store, on that store directly; otherwise through plinth serve, "
+                "where REV 0 or none means the server's configured retention",
+                &flags->store);
+    flags->store_option = verb->get_option("--store");
+    flags->positional_option = verb->add_option("REV", flags->positional_revision, "Revision")
+                                   ->check(CLI::NonNegativeNumber);
+    flags->revision_option = verb->add_option("-r,--revision", flags->revision, "Revision (as REV)")
+                                 ->check(CLI::NonNegativeNumber)
+                                 ->option_text("REV");
+    AddConnectionFlags(*verb, &flags->connection);
     OnRun(verb, flags, console, RunCompact);
+  }
+  {
+    auto flags = std::make_shared<ServerFlags>();
+    CLI::App* verb = AddServerVerb(*group, "stats",
+                                   "Ask plinth serve about its store: backend, revisions, the "
+                                   "mirror's health and object counts",
+                                   flags.get());
+    OnRun(verb, flags, console, RunStats);
+  }
+  {
+    auto flags = std::make_shared<ServerFlags>();
+    CLI::App* verb = AddServerVerb(
+        *group, "verify",
+        "Ask plinth serve to compare its memory with the store at one revision (exit 1 on a "
+        "mismatch, which makes it rebuild)",
+        flags.get());
+    OnRun(verb, flags, console, RunVerify);
   }
   {
     auto flags = std::make_shared<StoreFlags>();

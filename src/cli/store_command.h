@@ -1,7 +1,9 @@
 // `plinth store <verb>`: direct access to a store by URL, for operators and scripts: put, get,
 // delete, range, count, watch, compact, status, and a demo that walks through the contract.
-// Every verb opens the store given by --store (or $PLINTH_STORE), does one thing, and exits
-// with the codes of command.h.
+// Every such verb opens the store given by --store (or $PLINTH_STORE), does one thing, and
+// exits with the codes of command.h. Three verbs ask a running `plinth serve` about the store
+// it serves instead (Operator service, connection flags of client.h): stats, verify, and
+// compact when no --store is given.
 #ifndef PLINTH_CLI_STORE_COMMAND_H_
 #define PLINTH_CLI_STORE_COMMAND_H_
 
