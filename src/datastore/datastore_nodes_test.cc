@@ -4,12 +4,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -215,6 +218,38 @@ TEST_P(DatastoreNodesTest, DeletingAJoinTokenNodeDeletesOnlyItsSingleSelectorChi
   EXPECT_THAT(ds().FetchRegistrationEntry(other_parent.entry_id()), IsOk());
 }
 
+// Another replica creates a cascade child after this one planned the node's deletion: the
+// held deletion must abort, re-plan, and take the new child along (never leave it orphaned).
+TEST_P(DatastoreNodesTest, JoinTokenNodeDeletionTakesAlongAChildCreatedConcurrently) {
+  OpLimitedStore gated(&store(), store().limits().max_ops_per_txn);
+  std::atomic<bool> armed{false};
+  std::latch planned(1);
+  std::latch release(1);
+  gated.set_before_commit([&](const store::TxnRequest&) {
+    if (!armed.exchange(false)) return;
+    planned.count_down();
+    release.wait();
+  });
+  ASSERT_OK_AND_ASSIGN(auto replica, DataStore::Open(&gated, Options()));
+  const std::string node_id = Agent("jt");
+  ASSERT_OK(ds().CreateAttestedNode(Node("jt", 1000, "join_token")));
+  ASSERT_OK(replica->mirror().Sync(std::chrono::seconds(10)));
+
+  armed = true;
+  StatusOr<v1::AttestedNode> deleted = UnknownError("not run");
+  std::thread deleter([&] { deleted = replica->DeleteAttestedNode(node_id); });
+  planned.wait();  // planned with no child; its commit waits
+  ASSERT_OK_AND_ASSIGN(
+      auto child, ds().CreateRegistrationEntry(
+                      MakeEntry("spiffe://example.org/late", node_id, {"spiffe_id:" + node_id})));
+  release.count_down();
+  deleter.join();
+  ASSERT_OK(deleted.status());
+  ASSERT_OK(ds().mirror().Sync(std::chrono::seconds(10)));
+  EXPECT_THAT(ds().FetchAttestedNode(node_id), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(ds().FetchRegistrationEntry(child.entry_id()), StatusIs(StatusCode::kNotFound));
+}
+
 TEST_P(DatastoreNodesTest, DeletingANonJoinTokenNodeKeepsItsChildren) {
   const std::string node_id = Agent("x");
   ASSERT_OK(ds().CreateAttestedNode(Node("x", 1000, "x509pop")));
@@ -226,8 +261,8 @@ TEST_P(DatastoreNodesTest, DeletingANonJoinTokenNodeKeepsItsChildren) {
 }
 
 TEST_P(DatastoreNodesTest, JoinTokenCascadeLargerThanOneTransactionIsSplit) {
-  // Each child deletion is two ops (entry and similar key), the node two more: five ops per
-  // transaction cannot hold them all.
+  // Each child deletion is three ops (entry, similar key, join-child key), the node two more:
+  // five ops per transaction cannot hold them all.
   OpLimitedStore limited(&store(), 5);
   ASSERT_OK_AND_ASSIGN(auto small, DataStore::Open(&limited, Options()));
   const std::string node_id = Agent("jt");

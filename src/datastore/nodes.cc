@@ -52,10 +52,7 @@ std::vector<const Stored<v1::RegistrationEntry>*> JoinTokenCascade(const Datasto
   if (node.attestation_data_type() != kJoinTokenAttestationType) return out;
   for (const Stored<v1::RegistrationEntry>* child : state.entries.ChildrenOf(node.spiffe_id())) {
     const v1::RegistrationEntry& e = *child->value;
-    if (e.selectors_size() == 1 && e.selectors(0).type() == "spiffe_id" &&
-        e.selectors(0).value() == node.spiffe_id()) {
-      out.push_back(child);
-    }
+    if (internal::IsJoinTokenChild(e)) out.push_back(child);
   }
   return out;
 }
@@ -74,7 +71,7 @@ struct NodeDeleteRound {
 // node's cascade does not fit in a transaction, the transaction deletes as many of its child
 // entries as fit and leaves the node for the next one.
 StatusOr<TxnRequest> PlanNodeDeletes(const internal::Keys& keys, const store::Limits& limits,
-                                     const DatastoreState& state,
+                                     const DatastoreState& state, Revision applied,
                                      const std::vector<std::string>& ids, size_t from,
                                      bool must_exist,
                                      const std::function<bool(const v1::AttestedNode&)>& wanted,
@@ -98,6 +95,12 @@ StatusOr<TxnRequest> PlanNodeDeletes(const internal::Keys& keys, const store::Li
     }
     const std::string node_key = keys.Node(ids[i]);
     txn.conditions.push_back(Condition::ModRevisionIs(node_key, node->mod_revision));
+    if (node->value->attestation_data_type() == kJoinTokenAttestationType) {
+      // A cascade child created on another replica after `applied` would survive the node:
+      // make this transaction abort (and be re-planned with it) instead.
+      txn.conditions.push_back(
+          Condition::UnchangedSince(store::KeySpan::Prefix(keys.JoinChildPrefix(ids[i])), applied));
+    }
     txn.ops.push_back(Op::Delete(node_key));
     txn.ops.push_back(Op::Delete(keys.NodeSelectors(ids[i])));
     if (budget.Accept(&txn, mark)) {
@@ -271,9 +274,9 @@ StatusOr<v1::AttestedNode> DataStore::DeleteAttestedNode(const std::string& spif
   NodeDeleteRound round;
   // Usually one transaction; more only if the join-token cascade exceeds the store's limits.
   while (true) {
-    PLINTH_RETURN_IF_ERROR(impl_->Write([&](const DatastoreState& state, Revision) {
-      return PlanNodeDeletes(impl_->keys, impl_->limits, state, ids, 0, /*must_exist=*/true, any,
-                             &round);
+    PLINTH_RETURN_IF_ERROR(impl_->Write([&](const DatastoreState& state, Revision applied) {
+      return PlanNodeDeletes(impl_->keys, impl_->limits, state, applied, ids, 0,
+                             /*must_exist=*/true, any, &round);
     }));
     if (round.deleted > 0) return round.last;
     if (!round.wrote) {
@@ -304,9 +307,9 @@ StatusOr<int64_t> DataStore::PruneAttestedExpiredNodes(int64_t expired_before_un
   size_t next = 0;
   while (next < ids.size()) {
     NodeDeleteRound round;
-    PLINTH_RETURN_IF_ERROR(impl_->Write([&](const DatastoreState& state, Revision) {
-      return PlanNodeDeletes(impl_->keys, impl_->limits, state, ids, next, /*must_exist=*/false,
-                             still_expired, &round);
+    PLINTH_RETURN_IF_ERROR(impl_->Write([&](const DatastoreState& state, Revision applied) {
+      return PlanNodeDeletes(impl_->keys, impl_->limits, state, applied, ids, next,
+                             /*must_exist=*/false, still_expired, &round);
     }));
     if (round.next == next && !round.wrote) {
       return InternalError("datastore: pruning attested nodes made no progress");

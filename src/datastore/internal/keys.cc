@@ -107,4 +107,14 @@ std::string Keys::FedLinkPrefix(std::string_view trust_domain_id) const {
   return index_prefix_ + "fedlink/" + std::string(trust_domain_id) + "/";
 }
 
+std::string Keys::JoinChild(std::string_view parent_id, std::string_view entry_id) const {
+  return JoinChildPrefix(parent_id) + std::string(entry_id);
+}
+
+std::string Keys::JoinChildPrefix(std::string_view parent_id) const {
+  // Parent IDs contain '/', so the length keeps "spiffe://td/a" apart from "spiffe://td/a/b".
+  return index_prefix_ + "joinchild/" + std::to_string(parent_id.size()) + ":" +
+         std::string(parent_id) + "/";
+}
+
 }  // namespace plinth::datastore::internal

@@ -228,6 +228,18 @@ void AppendEntryWrite(const Keys& keys, const DatastoreState& state,
     }
   }
 
+  // Join-token children: one key per (parent, entry) for the entries a join-token node's
+  // deletion takes along, so that the deletion can assert none appeared meanwhile.
+  const std::string old_join =
+      before != nullptr && IsJoinTokenChild(*before) ? keys.JoinChild(before->parent_id(), id) : "";
+  const std::string new_join = updated != nullptr && IsJoinTokenChild(*updated)
+                                   ? keys.JoinChild(updated->parent_id(), id)
+                                   : "";
+  if (old_join != new_join) {
+    if (!old_join.empty()) txn->ops.push_back(Op::Delete(old_join));
+    if (!new_join.empty()) txn->ops.push_back(Op::Put(new_join, ""));
+  }
+
   // Federation links: one key per (trust domain, entry), so DeleteBundle on another replica
   // can assert that no entry federates with the bundle it removes.
   const std::vector<std::string_view> old_tds =
@@ -251,10 +263,16 @@ void AppendEntryWrite(const Keys& keys, const DatastoreState& state,
   }
 }
 
+bool IsJoinTokenChild(const v1::RegistrationEntry& entry) {
+  return entry.selectors_size() == 1 && entry.selectors(0).type() == "spiffe_id" &&
+         entry.selectors(0).value() == entry.parent_id();
+}
+
 size_t EntryWritesPerTxn(const store::Limits& limits, size_t federates_with_per_entry) {
-  // An entry write is one op for the entry, one for its similar key and one per federation
-  // link; its bytes are estimated generously (keys up to ~200 bytes, the value up to 2 KiB).
-  const size_t ops_per_write = 2 + federates_with_per_entry;
+  // An entry write is one op for the entry, one for its similar key, one for a join-token
+  // child link and one per federation link; its bytes are estimated generously (keys up to ~200
+  // bytes, the value up to 2 KiB).
+  const size_t ops_per_write = 3 + federates_with_per_entry;
   const size_t bytes_per_write = ops_per_write * 256 + 2048;
   size_t n = SIZE_MAX;
   if (limits.max_ops_per_txn != 0) n = std::min(n, limits.max_ops_per_txn / ops_per_write);

@@ -15,6 +15,10 @@
 // that store conditions can enforce rules across replicas):
 //   similar/<hex sha-256 of spiffe id, parent id, sorted selectors>   entry id
 //   fedlink/<trust domain id>/<entry id>                              ""
+//   joinchild/<length of parent id>:<parent id>/<entry id>            ""
+//     for an entry whose only selector is spiffe_id:<its parent id>: the children a
+//     join-token node takes along when it is deleted (spec §C5), so that the deletion can
+//     assert no such child appeared meanwhile on another replica.
 #ifndef PLINTH_DATASTORE_INTERNAL_STATE_H_
 #define PLINTH_DATASTORE_INTERNAL_STATE_H_
 
@@ -54,6 +58,8 @@ class Keys {
   std::string Similar(const v1::RegistrationEntry& entry) const;
   std::string FedLink(std::string_view trust_domain_id, std::string_view entry_id) const;
   std::string FedLinkPrefix(std::string_view trust_domain_id) const;
+  std::string JoinChild(std::string_view parent_id, std::string_view entry_id) const;
+  std::string JoinChildPrefix(std::string_view parent_id) const;
 
  private:
   std::string prefix_;
@@ -187,6 +193,10 @@ class DatastoreState final : public mirror::MirrorState {
 void AppendEntryWrite(const Keys& keys, const DatastoreState& state,
                       const Stored<v1::RegistrationEntry>* old,
                       const v1::RegistrationEntry* updated, store::TxnRequest* txn);
+
+// Whether deleting a join-token node `entry.parent_id()` takes `entry` along: its only selector
+// is spiffe_id:<parent id> (spec §C5, SPIRE #6946).
+bool IsJoinTokenChild(const v1::RegistrationEntry& entry);
 
 // How many entry writes (AppendEntryWrite calls) fit in one transaction of `limits`.
 size_t EntryWritesPerTxn(const store::Limits& limits, size_t federates_with_per_entry);
