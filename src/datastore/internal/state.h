@@ -198,7 +198,8 @@ void AppendEntryWrite(const Keys& keys, const DatastoreState& state,
 // is spiffe_id:<parent id> (spec §C5, SPIRE #6946).
 bool IsJoinTokenChild(const v1::RegistrationEntry& entry);
 
-// How many entry writes (AppendEntryWrite calls) fit in one transaction of `limits`.
+// About how many entry writes (AppendEntryWrite calls) fit in one transaction of `limits`:
+// an upper bound for picking candidates; TxnBudget checks each transaction exactly.
 size_t EntryWritesPerTxn(const store::Limits& limits, size_t federates_with_per_entry);
 
 }  // namespace plinth::datastore::internal
