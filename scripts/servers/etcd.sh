@@ -159,6 +159,27 @@ start_watchdog() {
 cmd_start() {
   require_etcd
   mkdir -p "$DIR"
+  start_watchdog "$PPID"
+  # A port chosen free can be taken by another process before etcd binds it (tests start
+  # servers in parallel): then start again on other ports, a bounded number of times. Each
+  # attempt runs in a subshell, so that its `die` ends only the attempt.
+  local attempt
+  for attempt in 1 2 3; do
+    if (start_new_cluster); then
+      load_ports  # the attempt's variables stayed in its subshell
+      base_url
+      return 0
+    fi
+    load_ports
+    stop_all 2> /dev/null || true
+    rm -rf "$DIR"/m*.data
+    echo "etcd.sh: start attempt $attempt failed; retrying on other ports" >&2
+  done
+  die "etcd cluster did not start after 3 attempts; see $DIR/m*.log"
+}
+
+# One attempt at a new cluster on freshly chosen ports (see cmd_start).
+start_new_cluster() {
   local ports=()
   for _ in 1 2 3 4 5 6; do ports+=("$(free_port "${ports[@]}")"); done
   cat > "$DIR/ports" << EOF
@@ -171,11 +192,9 @@ PEER_3=${ports[5]}
 TOKEN=plinth-$$-$RANDOM$RANDOM
 EOF
   load_ports
-  start_watchdog "$PPID"
   local n
   for n in "${MEMBERS[@]}"; do start_member "$n" new; done
   wait_healthy "${MEMBERS[@]}"
-  base_url
 }
 
 cmd_stop() {
