@@ -21,7 +21,8 @@
 #define PLINTH_RELEASE(...) PLINTH_THREAD_ANNOTATION_(release_capability(__VA_ARGS__))
 #define PLINTH_ACQUIRE_SHARED(...) PLINTH_THREAD_ANNOTATION_(acquire_shared_capability(__VA_ARGS__))
 #define PLINTH_RELEASE_SHARED(...) PLINTH_THREAD_ANNOTATION_(release_shared_capability(__VA_ARGS__))
-#define PLINTH_REQUIRES_SHARED(...) PLINTH_THREAD_ANNOTATION_(requires_shared_capability(__VA_ARGS__))
+#define PLINTH_REQUIRES_SHARED(...) \
+  PLINTH_THREAD_ANNOTATION_(requires_shared_capability(__VA_ARGS__))
 #define PLINTH_CAPABILITY(x) PLINTH_THREAD_ANNOTATION_(capability(x))
 #define PLINTH_SCOPED_CAPABILITY PLINTH_THREAD_ANNOTATION_(scoped_lockable)
 #define PLINTH_NO_THREAD_SAFETY_ANALYSIS PLINTH_THREAD_ANNOTATION_(no_thread_safety_analysis)

@@ -73,14 +73,14 @@ struct MirrorOptions {
 
 // What Mirror::status() reports, for health and metrics.
 struct MirrorStatus {
-  Revision applied_revision = 0;   // everything up to here is in the state
-  Revision backend_revision = 0;   // highest store revision this mirror has heard of
-  bool watching = false;           // false while the watch is broken (reads go on from memory)
-  int64_t rebuilds = 0;            // fresh snapshots loaded after OutOfRange or a broken watch
+  Revision applied_revision = 0;  // everything up to here is in the state
+  Revision backend_revision = 0;  // highest store revision this mirror has heard of
+  bool watching = false;          // false while the watch is broken (reads go on from memory)
+  int64_t rebuilds = 0;           // fresh snapshots loaded after OutOfRange or a broken watch
   int64_t verify_runs = 0;
-  int64_t verify_mismatches = 0;   // each one also triggered a rebuild
-  int64_t write_retries = 0;       // Aborted commits that were re-planned
-  std::string last_error;          // most recent follower error, "" if none
+  int64_t verify_mismatches = 0;  // each one also triggered a rebuild
+  int64_t write_retries = 0;      // Aborted commits that were re-planned
+  std::string last_error;         // most recent follower error, "" if none
 };
 
 // Called after each applied batch (and after a rebuild's swap, with `reset` = true: listeners
@@ -100,8 +100,8 @@ class Mirror {
   // `applied` (e.g. Condition::ModRevisionIs on each object it read, Absent on keys it
   // expects missing, UnchangedSince on spans it scanned). A transaction with no ops means
   // "nothing to write" and is not committed. A non-OK status ends Write with that status.
-  using Plan = std::function<StatusOr<store::TxnRequest>(const MirrorState& state,
-                                                         Revision applied)>;
+  using Plan =
+      std::function<StatusOr<store::TxnRequest>(const MirrorState& state, Revision applied)>;
 
   // Hydrates `options.prefix` of `store` at one snapshot revision into a state made by
   // `factory`, then starts following the store's watch from the next revision. `store` must
