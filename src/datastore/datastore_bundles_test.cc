@@ -7,7 +7,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <latch>
@@ -19,6 +18,7 @@
 #include "common/status_matchers.h"
 #include "datastore/datastore.h"
 #include "datastore/testing/datastore_fixture.h"
+#include "store/fault/fault_injection_store.h"
 
 namespace plinth::datastore {
 namespace {
@@ -393,26 +393,20 @@ TEST_P(DatastoreBundlesTest, RestrictDeleteAndFederatingCreateNeverBothSucceed) 
 // The same race, made deterministic: each side's commit is held after it planned while the
 // other side commits. The held side must then abort, re-plan and fail.
 TEST_P(DatastoreBundlesTest, RestrictDeletePlannedBeforeAFederatingCreateFails) {
-  OpLimitedStore gated(&store(), store().limits().max_ops_per_txn);
-  std::atomic<bool> armed{false};
-  std::latch planned(1);
-  std::latch release(1);
-  gated.set_before_commit([&](const store::TxnRequest&) {
-    if (!armed.exchange(false)) return;
-    planned.count_down();
-    release.wait();
-  });
+  store::FaultInjectionStore gated(&store());
   ASSERT_OK_AND_ASSIGN(auto replica, DataStore::Open(&gated, Options()));
   ASSERT_OK(ds().CreateBundle(MakeBundle(kFed)));
   ASSERT_OK(replica->mirror().Sync(std::chrono::seconds(10)));
 
-  armed = true;
+  gated.HoldCommits();
   Status deleted;
   std::thread deleter([&] { deleted = replica->DeleteBundle(kFed, v1::DELETE_BUNDLE_RESTRICT); });
-  planned.wait();  // the delete planned with no federating entry and waits to commit
+  ASSERT_TRUE(gated.WaitForHeldCommits(
+      1, std::chrono::seconds(
+             10)));  // the delete planned with no federating entry and waits to commit
   ASSERT_OK_AND_ASSIGN(auto entry,
                        ds().CreateRegistrationEntry(Federating("spiffe://example.org/1", {kFed})));
-  release.count_down();
+  gated.ReleaseCommits();
   deleter.join();
   EXPECT_THAT(deleted, StatusIs(StatusCode::kFailedPrecondition,
                                 HasSubstr("federated with 1 registration entries")));
@@ -421,27 +415,19 @@ TEST_P(DatastoreBundlesTest, RestrictDeletePlannedBeforeAFederatingCreateFails) 
 }
 
 TEST_P(DatastoreBundlesTest, FederatingCreatePlannedBeforeARestrictDeleteFails) {
-  OpLimitedStore gated(&store(), store().limits().max_ops_per_txn);
-  std::atomic<bool> armed{false};
-  std::latch planned(1);
-  std::latch release(1);
-  gated.set_before_commit([&](const store::TxnRequest&) {
-    if (!armed.exchange(false)) return;
-    planned.count_down();
-    release.wait();
-  });
+  store::FaultInjectionStore gated(&store());
   ASSERT_OK_AND_ASSIGN(auto replica, DataStore::Open(&gated, Options()));
   ASSERT_OK(ds().CreateBundle(MakeBundle(kFed)));
   ASSERT_OK(replica->mirror().Sync(std::chrono::seconds(10)));
 
-  armed = true;
+  gated.HoldCommits();
   StatusOr<v1::RegistrationEntry> created = UnknownError("not run");
   std::thread creator([&] {
     created = replica->CreateRegistrationEntry(Federating("spiffe://example.org/1", {kFed}));
   });
-  planned.wait();
+  ASSERT_TRUE(gated.WaitForHeldCommits(1, std::chrono::seconds(10)));
   ASSERT_OK(ds().DeleteBundle(kFed, v1::DELETE_BUNDLE_RESTRICT));
-  release.count_down();
+  gated.ReleaseCommits();
   creator.join();
   EXPECT_FALSE(created.ok());
   ASSERT_OK(replica->mirror().Sync(std::chrono::seconds(10)));

@@ -4,10 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <latch>
 #include <map>
 #include <mutex>
 #include <set>
@@ -19,6 +17,7 @@
 #include "common/status_matchers.h"
 #include "datastore/datastore.h"
 #include "datastore/testing/datastore_fixture.h"
+#include "store/fault/fault_injection_store.h"
 
 namespace plinth::datastore {
 namespace {
@@ -221,28 +220,21 @@ TEST_P(DatastoreNodesTest, DeletingAJoinTokenNodeDeletesOnlyItsSingleSelectorChi
 // Another replica creates a cascade child after this one planned the node's deletion: the
 // held deletion must abort, re-plan, and take the new child along (never leave it orphaned).
 TEST_P(DatastoreNodesTest, JoinTokenNodeDeletionTakesAlongAChildCreatedConcurrently) {
-  OpLimitedStore gated(&store(), store().limits().max_ops_per_txn);
-  std::atomic<bool> armed{false};
-  std::latch planned(1);
-  std::latch release(1);
-  gated.set_before_commit([&](const store::TxnRequest&) {
-    if (!armed.exchange(false)) return;
-    planned.count_down();
-    release.wait();
-  });
+  store::FaultInjectionStore gated(&store());
   ASSERT_OK_AND_ASSIGN(auto replica, DataStore::Open(&gated, Options()));
   const std::string node_id = Agent("jt");
   ASSERT_OK(ds().CreateAttestedNode(Node("jt", 1000, "join_token")));
   ASSERT_OK(replica->mirror().Sync(std::chrono::seconds(10)));
 
-  armed = true;
+  gated.HoldCommits();
   StatusOr<v1::AttestedNode> deleted = UnknownError("not run");
   std::thread deleter([&] { deleted = replica->DeleteAttestedNode(node_id); });
-  planned.wait();  // planned with no child; its commit waits
+  ASSERT_TRUE(gated.WaitForHeldCommits(
+      1, std::chrono::seconds(10)));  // planned with no child; its commit waits
   ASSERT_OK_AND_ASSIGN(
       auto child, ds().CreateRegistrationEntry(
                       MakeEntry("spiffe://example.org/late", node_id, {"spiffe_id:" + node_id})));
-  release.count_down();
+  gated.ReleaseCommits();
   deleter.join();
   ASSERT_OK(deleted.status());
   ASSERT_OK(ds().mirror().Sync(std::chrono::seconds(10)));
