@@ -66,9 +66,8 @@ class DatastoreTest : public ::testing::TestWithParam<DatastoreBackend> {
 
 // A store that forwards to `base` (not owned) but declares and enforces at most
 // `max_ops_per_txn` operations per transaction, and counts commits, so that tests can make a
-// DataStore split bulk work (prunes, cascades, DeleteBundle) into several transactions. An
-// optional hook runs before each commit reaches `base` (e.g. to hold a planned commit while
-// another replica writes).
+// DataStore split bulk work (prunes, cascades, DeleteBundle) into several transactions. (To
+// hold a planned commit while another replica writes, use store::FaultInjectionStore.)
 class OpLimitedStore final : public store::Store {
  public:
   OpLimitedStore(store::Store* base, size_t max_ops_per_txn)
@@ -76,10 +75,6 @@ class OpLimitedStore final : public store::Store {
 
   // Commits that reached the base store (successful or not).
   int commits() const { return commits_.load(); }
-  // Set before the store is used by any other thread; runs on the committing thread.
-  void set_before_commit(std::function<void(const store::TxnRequest&)> hook) {
-    before_commit_ = std::move(hook);
-  }
 
   std::string_view backend() const override { return base_->backend(); }
   store::Limits limits() const override {
@@ -104,7 +99,6 @@ class OpLimitedStore final : public store::Store {
                                     std::to_string(txn.ops.size()) + " operations; the limit is " +
                                     std::to_string(max_ops_));
     }
-    if (before_commit_) before_commit_(txn);
     ++commits_;
     return base_->Commit(txn);
   }
@@ -121,7 +115,6 @@ class OpLimitedStore final : public store::Store {
   store::Store* const base_;
   const size_t max_ops_;
   std::atomic<int> commits_{0};
-  std::function<void(const store::TxnRequest&)> before_commit_;
 };
 
 #define PLINTH_INSTANTIATE_DATASTORE_TEST(Suite)                                                   \
