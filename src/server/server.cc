@@ -133,8 +133,9 @@ class Server::Impl {
   bool WaitForStop(std::chrono::milliseconds d) PLINTH_EXCLUDES(mu_);
 
   // The authorization every DataStore and Operator RPC checks first: admin-socket callers
-  // and admin IDs pass. TLS calls were already checked by the credentials' metadata
-  // processor; this is the same decision again, in case a call reached a handler another way.
+  // and admin IDs pass. The credentials' metadata processor has already verified TLS callers'
+  // certificates and made this decision; this is the authorization again, in case a call
+  // reached a handler another way.
   grpc::Status AuthorizeCall(grpc::ServerContext* context) const {
     return api::ToGrpcStatus(Authorize(*context, policy_));
   }

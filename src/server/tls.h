@@ -1,20 +1,25 @@
-// SPIFFE mutual TLS for plinth's gRPC server and its clients. Callers present X.509-SVIDs;
-// the server verifies their chain against the trust bundle during the handshake and takes the
-// caller's SPIFFE ID from the leaf certificate's URI SAN. An AuthMetadataProcessor then
-// authorizes every call before its handler runs: admin IDs may call everything, other callers
-// of the trust domain only the policy's open methods.
+// SPIFFE mutual TLS for plinth's gRPC server and its clients. Callers present X.509-SVIDs.
+// The handshake asks for the client's certificate and makes the client prove it holds the key,
+// but accepts any certificate; an AuthMetadataProcessor then, for every call and before its
+// handler runs, verifies the chain against the trust bundle, takes the caller's SPIFFE ID from
+// the leaf's URI SAN and authorizes the call: admin IDs may call everything, other callers of
+// the trust domain only the policy's open methods. Deciding after the handshake is what lets a
+// refusal be a gRPC status the client can read.
 //
 // What a client sees:
-//  - no client certificate, or one that does not chain to the bundle (e.g. another trust
-//    domain's): the TLS handshake fails, so no call can carry a status; gRPC reports
-//    UNAVAILABLE ("failed to connect to all addresses" / "Socket closed"). The server logs
-//    the handshake failure through gRPC's log.
-//  - a trusted certificate without exactly one URI SAN, or whose SPIFFE ID is in another
-//    trust domain: UNAUTHENTICATED, naming the problem.
+//  - no client certificate, one that does not verify against the bundle (e.g. another trust
+//    domain's, or expired), one that is not an X.509-SVID (not exactly one URI SAN, not a
+//    SPIFFE ID, a CA certificate), or a SPIFFE ID in another trust domain: UNAUTHENTICATED,
+//    naming the problem.
 //  - a valid SVID of the trust domain that is not an admin: PERMISSION_DENIED naming the ID.
+//  - a client that does not trust the server's certificate ends the handshake itself; gRPC
+//    reports that as UNAVAILABLE on the client.
+// Verifications are remembered per certificate chain (until the bundle changes or a
+// certificate of the chain expires), so a connection's later calls cost a hash lookup.
 // Certificate, key and bundle files are re-read every refresh interval (gRPC's
-// FileWatcherCertificateProvider), so rotated SVIDs and bundles take effect for new
-// connections without a restart. Replace the files atomically (write, then rename).
+// FileWatcherCertificateProvider for the server's own SVID, a stat of the bundle file for the
+// trust anchors), so rotated SVIDs and bundles take effect without a restart. Replace the
+// files atomically (write, then rename).
 #ifndef PLINTH_SERVER_TLS_H_
 #define PLINTH_SERVER_TLS_H_
 
@@ -68,8 +73,10 @@ StatusOr<SpiffeId> SpiffeIdFromSvidPem(std::string_view pem);
 // OK: the SVID's SPIFFE ID. InvalidArgument naming the file and the problem otherwise.
 StatusOr<SpiffeId> CheckSvidFiles(const SvidFiles& files, std::string_view trust_domain);
 
-// The caller's SPIFFE ID, from the URI SAN of the client certificate that the TLS handshake
-// verified. UNAUTHENTICATED when the call did not come over TLS, the certificate does not
+// The caller's SPIFFE ID, from the URI SAN of its client certificate. This does not verify
+// the certificate: on a port built with SpiffeServerCredentials the processor has verified it
+// before any handler runs, and these are for code running after that. UNAUTHENTICATED when
+// the call did not come over TLS, no certificate was presented, the certificate does not
 // have exactly one URI SAN, or it is not a SPIFFE ID.
 StatusOr<SpiffeId> PeerSpiffeId(const grpc::ServerContextBase& context);
 StatusOr<SpiffeId> PeerSpiffeId(const grpc::AuthContext& auth_context);
@@ -77,17 +84,17 @@ StatusOr<SpiffeId> PeerSpiffeId(const grpc::AuthContext& auth_context);
 // True when the call came over the admin Unix socket (not over TLS).
 bool IsAdminSocketCall(const grpc::ServerContextBase& context);
 
-// The authorization decision for a TLS call of `method` ("" = not an open method):
-// OK for admin IDs, and for open methods to any SVID of the trust domain;
-// UNAUTHENTICATED without a valid SVID of the trust domain; PERMISSION_DENIED naming the ID
-// for a trusted caller that is not an admin.
+// The authorization decision for a TLS call of `method` ("" = not an open method), whose
+// certificate was verified (see PeerSpiffeId): OK for admin IDs, and for open methods to any
+// SVID of the trust domain; UNAUTHENTICATED without an SVID of the trust domain;
+// PERMISSION_DENIED naming the ID for a caller that is not an admin.
 Status AuthorizeTlsCaller(const grpc::AuthContext& auth_context, std::string_view method,
                           const AccessPolicy& policy);
 
 // The same decision from inside a handler: OK for any admin-socket call, otherwise
 // AuthorizeTlsCaller(auth context, "", policy). Servers built with SpiffeServerCredentials
-// have already applied it (with the method) before the handler runs; this is for handlers
-// that need to check again, e.g. on a server built some other way.
+// have already verified the caller and applied it (with the method) before the handler runs;
+// this is a second check of the authorization only.
 Status Authorize(const grpc::ServerContextBase& context, const AccessPolicy& policy);
 
 // A short description of the caller for logs: its SPIFFE ID, "admin-socket", or
@@ -105,10 +112,10 @@ struct SpiffeServerOptions {
 };
 
 // Server credentials for a TLS listening port: the server presents the SVID in
-// `options.files`; clients must present a certificate that chains to the bundle (checked in
-// the handshake); every call is then authorized by `options.policy` (AuthorizeTlsCaller) in an
-// AuthMetadataProcessor, before any interceptor or handler runs; rejected calls fail with
-// that status. The files are re-read every refresh_interval.
+// `options.files`; for every call, before any interceptor or handler runs, an
+// AuthMetadataProcessor verifies the client's certificate against the bundle file and applies
+// `options.policy` (see the top of this file); rejected calls fail with that status. The files
+// are re-read every refresh_interval.
 // InvalidArgument (from CheckSvidFiles) when the files are unusable now.
 StatusOr<std::shared_ptr<grpc::ServerCredentials>> SpiffeServerCredentials(
     const SpiffeServerOptions& options);

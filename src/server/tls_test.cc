@@ -193,6 +193,23 @@ class TlsTest : public ::testing::Test {
                                      FreshConnectionArgs());
   }
 
+  // A client that trusts ca_ (without checking the server's ID) and presents `credential`,
+  // whatever it is.
+  std::shared_ptr<grpc::Channel> RawChannel(const TestCredential& credential) {
+    auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+        ca_.cert_pem(), std::vector<grpc::experimental::IdentityKeyCertPair>{
+                            {credential.key_pem, credential.cert_pem}});
+    grpc::experimental::TlsChannelCredentialsOptions options;
+    options.set_certificate_provider(provider);
+    options.watch_root_certs();
+    options.watch_identity_key_cert_pairs();
+    options.set_check_call_host(false);
+    options.set_certificate_verifier(
+        std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+    return grpc::CreateCustomChannel(Target(), grpc::experimental::TlsCredentials(options),
+                                     FreshConnectionArgs());
+  }
+
   std::string dir_;
   TestCa ca_{"example.org"};
   SvidFiles server_files_;
@@ -238,16 +255,21 @@ TEST_F(TlsTest, TrustedNonAdminMayCallOpenMethods) {
   EXPECT_EQ(result.body, std::string("\x08\x01", 2));  // status: SERVING
 }
 
-// With no client certificate the server ends the handshake, so gRPC reports UNAVAILABLE
-// (a failed connection), not a status from the server.
-TEST_F(TlsTest, NoClientCertificateFailsTheHandshake) {
+// The handshake accepts any client certificate (or none); the call is then refused with a
+// status the client can read.
+TEST_F(TlsTest, NoClientCertificateIsUnauthenticated) {
   StartServer();
-  CallResult result = Call(NoCertChannel(ca_.cert_pem()), kWhoAmI);
-  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
-      << result.status.error_message();
+  for (const char* method : {kWhoAmI, kHealthCheck}) {
+    SCOPED_TRACE(method);
+    CallResult result = Call(NoCertChannel(ca_.cert_pem()), method);
+    EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << result.status.error_message();
+    EXPECT_THAT(result.status.error_message(), HasSubstr("presented no client certificate"));
+  }
+  EXPECT_EQ(metrics_.rpc_requests.WithLabels({kWhoAmI, "UNAUTHENTICATED"}).value(), 1);
 }
 
-TEST_F(TlsTest, OtherTrustDomainIsRefusedAtTheHandshake) {
+TEST_F(TlsTest, OtherTrustDomainIsUnauthenticated) {
   StartServer();
   TestCa other_ca("other.org");
   // The client trusts our CA (so it accepts the server) but presents another domain's SVID.
@@ -257,8 +279,60 @@ TEST_F(TlsTest, OtherTrustDomainIsRefusedAtTheHandshake) {
   WriteFileAtomically(files.key_file, other.key_pem);
   WriteFileAtomically(files.bundle_file, other_ca.cert_pem() + ca_.cert_pem());
   CallResult result = Call(SvidChannel(files, kServerId), kWhoAmI);
-  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
       << result.status.error_message();
+  EXPECT_THAT(result.status.error_message(), HasSubstr("does not verify against the trust bundle"));
+}
+
+// A certificate issued by another CA that claims our trust domain's admin ID is refused:
+// the chain, not the name, decides.
+TEST_F(TlsTest, ImpostorCaClaimingAnAdminIdIsUnauthenticated) {
+  StartServer();
+  TestCa impostor_ca("example.org");
+  TestCredential impostor = impostor_ca.IssueSvid(kAdminId);
+  SvidFiles files{dir_ + "/impostor.pem", dir_ + "/impostor_key.pem",
+                  dir_ + "/impostor_bundle.pem"};
+  WriteFileAtomically(files.cert_file, impostor.cert_pem);
+  WriteFileAtomically(files.key_file, impostor.key_pem);
+  WriteFileAtomically(files.bundle_file, impostor_ca.cert_pem() + ca_.cert_pem());
+  CallResult result = Call(SvidChannel(files, kServerId), kWhoAmI);
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      << result.status.error_message();
+  // The same ID from our CA is still an admin: a refusal is not remembered as an answer.
+  SvidFiles admin = WriteSvid("admin", ca_, ca_.IssueSvid(kAdminId));
+  EXPECT_TRUE(Call(SvidChannel(admin), kWhoAmI).status.ok());
+}
+
+// A client certificate that expired is refused, and so is one that expires while its
+// connection stays open: a remembered verification ends with the certificate.
+TEST_F(TlsTest, ExpiredCertificateIsUnauthenticatedEvenOnAnOpenConnection) {
+  StartServer();
+  TestCredential expired = ca_.Issue({.uris = {kAdminId}, .valid_from = -7200, .valid_until = -60});
+  // SvidChannelCredentials refuses an expired SVID, so build the channel by hand.
+  CallResult refused = Call(RawChannel(expired), kWhoAmI);
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(refused.status.error_message(), HasSubstr("expired"));
+
+  TestCredential short_lived = ca_.Issue({.uris = {kAdminId}, .valid_until = 2});
+  std::shared_ptr<grpc::Channel> channel = RawChannel(short_lived);
+  ASSERT_TRUE(Call(channel, kWhoAmI).status.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  CallResult later = Call(channel, kWhoAmI);
+  EXPECT_EQ(later.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      << later.status.error_message();
+  EXPECT_THAT(later.status.error_message(), HasSubstr("expired"));
+}
+
+// Many calls over one connection: the first verifies, the rest reuse the result.
+TEST_F(TlsTest, ManyCallsOnOneConnectionAreAllAuthorized) {
+  StartServer();
+  SvidFiles admin = WriteSvid("admin", ca_, ca_.IssueSvid(kAdminId));
+  std::shared_ptr<grpc::Channel> channel = SvidChannel(admin);
+  for (int i = 0; i < 50; ++i) {
+    CallResult result = Call(channel, kWhoAmI);
+    ASSERT_TRUE(result.status.ok()) << i << ": " << result.status.error_message();
+    EXPECT_EQ(result.body, kAdminId);
+  }
 }
 
 // Our CA may sign whatever it likes; the server still insists on exactly one SPIFFE ID of its
@@ -271,32 +345,15 @@ TEST_F(TlsTest, TrustedCertificateThatIsNotAnSvidOfTheDomainIsUnauthenticated) {
     std::string message;
   };
   for (const Case& c : std::vector<Case>{
-           {"no_uri", {}, "0 URI SANs"},
-           {"two_uris", {kAdminId, "spiffe://example.org/other"}, "2 URI SANs"},
+           {"no_uri", {}, "has 0 URI SANs"},
+           {"two_uris", {kAdminId, "spiffe://example.org/other"}, "has 2 URI SANs"},
            {"not_spiffe", {"https://example.org/admin"}, "not a SPIFFE ID"},
            {"foreign_id", {"spiffe://other.org/admin"}, "not in trust domain example.org"},
        }) {
     SCOPED_TRACE(c.name);
     TestCredential credential = ca_.Issue({.uris = c.uris, .dns_names = {"localhost"}});
-    SvidFiles files{dir_ + "/" + c.name + ".pem", dir_ + "/" + c.name + "_key.pem",
-                    server_files_.bundle_file};
-    WriteFileAtomically(files.cert_file, credential.cert_pem);
-    WriteFileAtomically(files.key_file, credential.key_pem);
     // SvidChannelCredentials refuses such files, so build the channel by hand.
-    auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
-        ca_.cert_pem(), std::vector<grpc::experimental::IdentityKeyCertPair>{
-                            {credential.key_pem, credential.cert_pem}});
-    grpc::experimental::TlsChannelCredentialsOptions options;
-    options.set_certificate_provider(provider);
-    options.watch_root_certs();
-    options.watch_identity_key_cert_pairs();
-    options.set_check_call_host(false);
-    options.set_certificate_verifier(
-        std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
-    CallResult result =
-        Call(grpc::CreateCustomChannel(Target(), grpc::experimental::TlsCredentials(options),
-                                       FreshConnectionArgs()),
-             kWhoAmI);
+    CallResult result = Call(RawChannel(credential), kWhoAmI);
     EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
     EXPECT_THAT(result.status.error_message(), HasSubstr(c.message));
   }
@@ -309,9 +366,15 @@ TEST_F(TlsTest, RotatedCertificateKeyAndBundleArePickedUpWithoutRestart) {
 
   TestCa new_ca("example.org");
   SvidFiles new_admin = WriteSvid("new_admin", new_ca, new_ca.IssueSvid(kAdminId));
-  // Before the rotation the new CA's clients are refused.
+  // Before the rotation the new CA's clients do not trust the server (the client ends the
+  // handshake: UNAVAILABLE), and the server does not trust them.
   EXPECT_EQ(Call(SvidChannel(new_admin), kWhoAmI).status.error_code(),
             grpc::StatusCode::UNAVAILABLE);
+  SvidFiles new_admin_trusting_both = new_admin;
+  new_admin_trusting_both.bundle_file = dir_ + "/both_bundle.pem";
+  WriteFileAtomically(new_admin_trusting_both.bundle_file, ca_.cert_pem() + new_ca.cert_pem());
+  EXPECT_EQ(Call(SvidChannel(new_admin_trusting_both), kWhoAmI).status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
 
   TestCredential new_server = new_ca.IssueSvid(kServerId);
   WriteFileAtomically(server_files_.key_file, new_server.key_pem);
@@ -326,9 +389,16 @@ TEST_F(TlsTest, RotatedCertificateKeyAndBundleArePickedUpWithoutRestart) {
   } while (!result.status.ok() && std::chrono::steady_clock::now() < deadline);
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_EQ(result.body, kAdminId);
-  // The old CA is no longer trusted for new connections.
+  // The old CA is no longer trusted: its clients no longer accept the server, and a client
+  // that accepts both is refused by the server.
   EXPECT_EQ(Call(SvidChannel(old_admin), kWhoAmI).status.error_code(),
             grpc::StatusCode::UNAVAILABLE);
+  SvidFiles old_admin_trusting_both = old_admin;
+  old_admin_trusting_both.bundle_file = new_admin_trusting_both.bundle_file;
+  CallResult stale = Call(SvidChannel(old_admin_trusting_both), kWhoAmI);
+  EXPECT_EQ(stale.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      << stale.status.error_message();
+  EXPECT_THAT(stale.status.error_message(), HasSubstr("does not verify against the trust bundle"));
 }
 
 TEST_F(TlsTest, ServerCredentialsRefuseUnusableFiles) {

@@ -236,14 +236,25 @@ TEST(E2eTls, AdminCreatesAndListsEntriesOthersAreRefused) {
   EXPECT_THAT(services, AllOf(HasSubstr("plinth.v1.DataStore"), HasSubstr("plinth.v1.Operator"),
                               HasSubstr("grpc.health.v1.Health")));
 
-  // An SVID of another trust domain (that trusts our server): the handshake fails.
+  // An SVID of another trust domain (that trusts our server): UNAUTHENTICATED.
   TestCredential foreign = other_ca.IssueSvid("spiffe://other.org/admin");
   EXPECT_THAT(ListEntries(RawTlsChannel(serve->TlsTarget(), ca.cert_pem(), foreign.cert_pem,
                                         foreign.key_pem)),
-              StatusIs(StatusCode::kUnavailable));
-  // No client certificate at all: the handshake fails.
+              StatusIs(StatusCode::kUnauthenticated,
+                       HasSubstr("does not verify against the trust bundle")));
+  // Another CA claiming our trust domain's admin ID: UNAUTHENTICATED; the chain decides.
+  TestCa impostor_ca(kTrustDomain);
+  TestCredential impostor = impostor_ca.IssueSvid(kAdminId);
+  EXPECT_THAT(ListEntries(RawTlsChannel(serve->TlsTarget(), ca.cert_pem(), impostor.cert_pem,
+                                        impostor.key_pem)),
+              StatusIs(StatusCode::kUnauthenticated));
+  EXPECT_THAT(CreateEntry(RawTlsChannel(serve->TlsTarget(), ca.cert_pem(), impostor.cert_pem,
+                                        impostor.key_pem),
+                          MakeEntry("spiffe://example.org/impostor", "1")),
+              StatusIs(StatusCode::kUnauthenticated));
+  // No client certificate at all: UNAUTHENTICATED.
   EXPECT_THAT(ListEntries(RawTlsChannel(serve->TlsTarget(), ca.cert_pem())),
-              StatusIs(StatusCode::kUnavailable));
+              StatusIs(StatusCode::kUnauthenticated, HasSubstr("no client certificate")));
   // Refusals left the admin's data alone.
   ASSERT_OK_AND_ASSIGN(listed, ListEntries(admin));
   EXPECT_EQ(listed.size(), 1u);
@@ -582,7 +593,7 @@ TEST(E2eTls, RotatedServerSvidIsServedWithoutRestart) {
       PlinthServe::Start(dir.path(), TlsOptions(server_files), After(kStartTimeout)));
   ASSERT_THAT(serve->WaitUntilServing(After(kStartTimeout)), IsOk());
   ASSERT_THAT(ListEntries(serve->TlsChannel(old_admin)), IsOk());
-  // A client of the new CA cannot connect yet: neither side trusts the other.
+  // A client of the new CA cannot connect yet: it does not trust the server's SVID.
   EXPECT_THAT(ListEntries(serve->TlsChannel(new_admin)), StatusIs(StatusCode::kUnavailable));
 
   // Rotate: the bundle gains the new CA, then the server's SVID (from the new CA) is renamed

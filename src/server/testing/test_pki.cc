@@ -39,7 +39,8 @@ void AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   X509_EXTENSION_free(ext);
 }
 
-// A certificate for `key` named `common_name`, not yet signed, with a random serial.
+// A certificate for `key` named `common_name`, with a random serial; not yet signed and
+// without validity dates.
 X509* NewCertificate(EVP_PKEY* key, std::string_view common_name) {
   X509* cert = X509_new();
   PLINTH_CHECK(cert != nullptr);
@@ -50,8 +51,6 @@ X509* NewCertificate(EVP_PKEY* key, std::string_view common_name) {
   BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert));
   BN_free(bn);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
   X509_set_pubkey(cert, key);
   X509_NAME* name = X509_get_subject_name(cert);
   std::string cn(common_name);
@@ -94,6 +93,8 @@ struct TestCa::Impl {
 TestCa::TestCa(std::string_view trust_domain) : impl_(std::make_unique<Impl>()) {
   impl_->key = NewKey();
   impl_->cert = NewCertificate(impl_->key, std::string(trust_domain) + " test CA");
+  X509_gmtime_adj(X509_getm_notBefore(impl_->cert), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(impl_->cert), 24 * 3600);
   X509_set_issuer_name(impl_->cert, X509_get_subject_name(impl_->cert));
   AddExtension(impl_->cert, impl_->cert, NID_basic_constraints, "critical,CA:TRUE");
   AddExtension(impl_->cert, impl_->cert, NID_key_usage, "critical,keyCertSign,cRLSign");
@@ -109,6 +110,8 @@ TestCa::~TestCa() = default;
 TestCredential TestCa::Issue(const LeafOptions& options) const {
   EVP_PKEY* key = NewKey();
   X509* cert = NewCertificate(key, options.uris.empty() ? "leaf" : options.uris.front());
+  X509_gmtime_adj(X509_getm_notBefore(cert), options.valid_from);
+  X509_gmtime_adj(X509_getm_notAfter(cert), options.valid_until);
   X509_set_issuer_name(cert, X509_get_subject_name(impl_->cert));
   AddExtension(cert, impl_->cert, NID_basic_constraints,
                options.is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");

@@ -22,6 +22,9 @@ struct LeafOptions {
   std::vector<std::string> dns_names;
   std::vector<std::string> ip_addresses;
   bool is_ca = false;
+  // Validity, in seconds relative to now.
+  long valid_from = -3600;
+  long valid_until = 24 * 3600;
 };
 
 // A self-signed EC P-256 CA, valid from an hour ago for a day. Failures abort the test
