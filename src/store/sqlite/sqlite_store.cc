@@ -14,6 +14,8 @@
 //               (which changes when any other connection commits) every poll_interval, while
 //               at least one watcher exists.
 //   Compaction  deletes `changes` rows up to a revision and records it in meta.compacted.
+//   Checkpoints run on a background thread with its own connection (internal/checkpointer.h),
+//               woken by the writer's WAL hook, instead of inside the commit that fills the WAL.
 #include "store/sqlite/sqlite_store.h"
 
 #include <unistd.h>
@@ -34,6 +36,7 @@
 #include "common/thread_annotations.h"
 #include "store/internal/polling_notifier.h"
 #include "store/internal/txn_effects.h"
+#include "store/sqlite/internal/checkpointer.h"
 #include "store/sqlite/internal/schema.h"
 #include "store/sqlite/internal/sqlite_db.h"
 #include "store/sqlite/internal/testing.h"
@@ -446,6 +449,8 @@ struct Core {
   const Config config;
   ReaderPool readers;
   std::unique_ptr<ChangeNotifier> notifier;
+  // Declared before `writer`, so that the writer (whose WAL hook points at it) closes first.
+  std::unique_ptr<internal::Checkpointer> checkpointer;
   Mutex writer_mu;
   // The one connection this Store writes through; every write transaction holds writer_mu.
   std::unique_ptr<Connection> writer PLINTH_GUARDED_BY(writer_mu);
@@ -911,8 +916,11 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const StoreUrl& url, const Open
   PLINTH_ASSIGN_OR_RETURN(Config config, ParseConfig(url));
   PLINTH_ASSIGN_OR_RETURN(std::unique_ptr<Connection> writer, OpenWriter(config));
   auto core = std::make_shared<Core>(std::move(config));
+  PLINTH_ASSIGN_OR_RETURN(auto checkpoint_db, OpenConnection(core->config, SQLITE_OPEN_READWRITE));
+  core->checkpointer = std::make_unique<internal::Checkpointer>(std::move(checkpoint_db));
   {
     MutexLock lock(&core->writer_mu);
+    core->checkpointer->Attach(*writer);
     core->writer = std::move(writer);
   }
   // Open one reader now, so that a file readers cannot use fails the open, not a later read.
@@ -948,6 +956,11 @@ StatusOr<std::string> WriterPragmaForTesting(Store& store, const std::string& na
   Core& core = sqlite->core();
   MutexLock lock(&core.writer_mu);
   return core.writer->QueryText(("PRAGMA " + name).c_str());
+}
+
+StatusOr<int64_t> CheckpointsForTesting(Store& store) {
+  PLINTH_ASSIGN_OR_RETURN(SqliteStore * sqlite, AsSqlite(store));
+  return sqlite->core().checkpointer->runs();
 }
 
 StatusOr<std::string> ReaderPragmaForTesting(Store& store, const std::string& name) {

@@ -35,6 +35,9 @@
 //     process's watchers see every commit.
 //   - One writer at a time (BEGIN IMMEDIATE on one writer connection per Store); reads use a
 //     pool of read connections and never block the writer.
+//   - Each Store checkpoints the write-ahead log on a background thread once it passes 1000
+//     pages, rather than in the commit that crosses the line; commits checkpoint themselves
+//     only when the log reaches four times that.
 //   - Snapshots pin a WAL read transaction: keep them short, since a long-lived snapshot stops
 //     checkpoints from resetting the write-ahead log, which then grows.
 //   - Snapshots stay readable after a Compact past their revision (SQLite's snapshot isolation

@@ -210,6 +210,31 @@ TEST(SqlitePragmas, SynchronousNormalAndBusyTimeoutFromOptions) {
   EXPECT_EQ(*ReaderPragmaForTesting(*store, "busy_timeout"), "250");
 }
 
+// ---- Checkpoints ---------------------------------------------------------------------------
+
+// Checkpoints run on the store's background thread, not in commits, and the write-ahead log
+// stays bounded under a steady stream of commits (internal/checkpointer.h).
+TEST(SqliteCheckpoint, BackgroundCheckpointsKeepTheLogBounded) {
+  TempDir dir;
+  const std::string path = dir.File("c.db");
+  ASSERT_OK_AND_ASSIGN(auto store, OpenStore(Url(path, "synchronous=normal")));
+  // Each commit logs the value twice (row and change log): about 16 pages of 4 KiB. 1,000
+  // commits put some 16,000 pages through the log, four times the most it may hold.
+  const std::string value(32 << 10, 'v');
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_OK(store->Put("k/" + std::to_string(i % 50), value).status());
+  }
+  using sqlite::internal::CheckpointsForTesting;
+  for (int i = 0; i < 500 && *CheckpointsForTesting(*store) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(*CheckpointsForTesting(*store), 1);
+  // About kCatchUpFactor (4) x 1,000 pages plus the few commits made while a checkpoint was
+  // running, at 4 KiB + a 24-byte header each; without checkpoints it would be 64 MB.
+  const uintmax_t wal_bytes = fs::file_size(path + "-wal");
+  EXPECT_LE(wal_bytes, uintmax_t{5000} * (4096 + 24)) << "the log grew without bound";
+}
+
 // ---- Opening files that are not (our) databases --------------------------------------------
 
 TEST(SqliteOpen, NotADatabaseFailsNamingThePathAndLeavesTheFileUnchanged) {

@@ -3,6 +3,7 @@
 #ifndef PLINTH_STORE_SQLITE_INTERNAL_TESTING_H_
 #define PLINTH_STORE_SQLITE_INTERNAL_TESTING_H_
 
+#include <cstdint>
 #include <string>
 
 #include "common/status.h"
@@ -17,6 +18,9 @@ StatusOr<std::string> WriterPragmaForTesting(Store& store, const std::string& na
 
 // The same on a connection taken from the store's read pool.
 StatusOr<std::string> ReaderPragmaForTesting(Store& store, const std::string& name);
+
+// How many WAL checkpoints the store's background checkpointer has run.
+StatusOr<int64_t> CheckpointsForTesting(Store& store);
 
 }  // namespace plinth::store::sqlite::internal
 
