@@ -28,6 +28,7 @@
 #include "cli/federation_command.h"
 #include "cli/internal/bundle_format.h"
 #include "cli/store_command.h"
+#include "cli/testing/cli_runner.h"
 #include "cli/token_command.h"
 #include "common/status_matchers.h"
 #include "datastore/datastore.h"
@@ -49,41 +50,16 @@ using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-struct RunResult {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using testing::ParseJson;
+using testing::RunResult;
 
 RunResult RunPlinth(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  Console console{out, err};
-  CLI::App app;
-  ConfigureRootApp(app, console);
-  RegisterEntryCommands(app, console);
-  RegisterAgentCommands(app, console);
-  RegisterBundleCommands(app, console);
-  RegisterTokenCommands(app, console);
-  RegisterFederationCommands(app, console);
-  RegisterStoreCommands(app, console);
-  RunResult r;
-  r.code = RunApp(app, console, std::move(args));
-  r.out = out.str();
-  r.err = err.str();
-  return r;
+  return testing::RunCli({RegisterEntryCommands, RegisterAgentCommands, RegisterBundleCommands,
+                          RegisterTokenCommands, RegisterFederationCommands, RegisterStoreCommands},
+                         std::move(args));
 }
 
-nlohmann::json ParseJson(const std::string& text) {
-  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-}
-
-std::filesystem::path MakeTempDir() {
-  const char* base = getenv("TMPDIR");
-  std::string pattern = std::string(base && *base ? base : "/tmp") + "/plinth_ds_cli.XXXXXX";
-  char* made = mkdtemp(pattern.data());
-  EXPECT_NE(made, nullptr);
-  return made ? std::filesystem::path(made) : std::filesystem::path();
-}
+std::filesystem::path MakeTempDir() { return testing::MakeTempDir("plinth_ds_cli"); }
 
 std::string UniqueStoreUrl() {
   static std::atomic<int> counter{0};

@@ -15,6 +15,7 @@
 
 #include "cli/command.h"
 #include "cli/store_command.h"
+#include "cli/testing/cli_runner.h"
 #include "common/status_matchers.h"
 #include "store/open.h"
 
@@ -26,24 +27,10 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-struct RunResult {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using testing::RunResult;
 
 RunResult RunPlinth(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  Console console{out, err};
-  CLI::App app;
-  ConfigureRootApp(app, console);
-  RegisterStoreCommands(app, console);
-  RegisterMigrateCommand(app, console);
-  RunResult r;
-  r.code = RunApp(app, console, std::move(args));
-  r.out = out.str();
-  r.err = err.str();
-  return r;
+  return testing::RunCli({RegisterStoreCommands, RegisterMigrateCommand}, std::move(args));
 }
 
 class MigrateCommandTest : public ::testing::Test {

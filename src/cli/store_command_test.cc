@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/testing/cli_runner.h"
 #include "common/status_matchers.h"
 #include "store/open.h"
 
@@ -26,36 +27,14 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-struct RunResult {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using testing::ParseJson;
+using testing::RunResult;
 
 RunResult RunPlinth(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  Console console{out, err};
-  CLI::App app;
-  ConfigureRootApp(app, console);
-  RegisterStoreCommands(app, console);
-  RunResult r;
-  r.code = RunApp(app, console, std::move(args));
-  r.out = out.str();
-  r.err = err.str();
-  return r;
+  return testing::RunCli({RegisterStoreCommands}, std::move(args));
 }
 
-nlohmann::json ParseJson(const std::string& text) {
-  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-}
-
-std::filesystem::path MakeTempDir() {
-  const char* base = getenv("TMPDIR");
-  std::string pattern = std::string(base && *base ? base : "/tmp") + "/plinth_cli_test.XXXXXX";
-  char* made = mkdtemp(pattern.data());
-  EXPECT_NE(made, nullptr);
-  return made ? std::filesystem::path(made) : std::filesystem::path();
-}
+std::filesystem::path MakeTempDir() { return testing::MakeTempDir("plinth_cli_test"); }
 
 // One backend under test: a URL every command can open, plus a handle the test keeps open
 // (for memory://<name>, that is what keeps the store alive between commands).
