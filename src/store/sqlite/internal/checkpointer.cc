@@ -39,20 +39,33 @@ int64_t Checkpointer::inline_runs() const {
   return inline_runs_;
 }
 
-int Checkpointer::OnCommit(void* self, sqlite3* db, const char* schema, int wal_pages) {
+int Checkpointer::OnCommit(void* self, sqlite3* db, const char* /*schema*/, int wal_pages) {
   auto* checkpointer = static_cast<Checkpointer*>(self);
   if (wal_pages < checkpointer->threshold_pages_) return SQLITE_OK;
   if (wal_pages >= kCatchUpFactor * checkpointer->threshold_pages_) {
     // The background checkpoints are not keeping up: do one here, as SQLite's own hook would.
-    sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    checkpointer->CheckpointExclusively(db);
     MutexLock lock(&checkpointer->mu_);
     ++checkpointer->inline_runs_;
     return SQLITE_OK;
   }
   MutexLock lock(&checkpointer->mu_);
   checkpointer->pending_ = true;
-  checkpointer->wake_.Signal();
+  checkpointer->wake_.SignalAll();
   return SQLITE_OK;
+}
+
+bool Checkpointer::CheckpointExclusively(sqlite3* db) {
+  {
+    MutexLock lock(&mu_);
+    while (running_) wake_.Wait();
+    running_ = true;
+  }
+  const int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  MutexLock lock(&mu_);
+  running_ = false;
+  wake_.SignalAll();
+  return rc == SQLITE_OK;
 }
 
 void Checkpointer::Run() {
@@ -63,13 +76,10 @@ void Checkpointer::Run() {
       if (stop_) return;
       pending_ = false;
     }
-    int wal_pages = 0;
-    int copied_pages = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(db_->get(), "main", SQLITE_CHECKPOINT_PASSIVE,
-                                             &wal_pages, &copied_pages);
+    const bool ok = CheckpointExclusively(db_->get());
     MutexLock lock(&mu_);
     ++runs_;
-    if (rc != SQLITE_OK) ++failures_;
+    if (!ok) ++failures_;
   }
 }
 

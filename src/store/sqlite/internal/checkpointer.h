@@ -13,8 +13,9 @@
 // The log only restarts from its beginning once a checkpoint has copied all of it, so under a
 // steady stream of commits a background checkpoint could keep finishing just behind the end
 // while the log grows. A commit that finds the log past kCatchUpFactor times the threshold
-// therefore checkpoints itself, as SQLite would have done (PASSIVE, so it never waits; if the
-// background checkpoint is running at that moment it simply returns), which bounds the log.
+// therefore checkpoints itself, as SQLite would have done, after waiting for a background
+// checkpoint in progress to end: writers slow down rather than the log growing without bound.
+// With no long readers the log so never holds much more than kCatchUpFactor x threshold pages.
 // If readers keep old WAL frames in use (long snapshots), no checkpoint can finish and the log
 // grows, exactly as with SQLite's automatic checkpoint; it shrinks back once they end.
 // Thread-safe.
@@ -59,13 +60,16 @@ class Checkpointer {
  private:
   // sqlite3_wal_hook's callback: runs in the committing thread, after each commit.
   static int OnCommit(void* self, sqlite3* db, const char* schema, int wal_pages);
+  // Checkpoints `db` PASSIVE once no other checkpoint of ours is running. True on success.
+  bool CheckpointExclusively(sqlite3* db) PLINTH_EXCLUDES(mu_);
   void Run() PLINTH_EXCLUDES(mu_);
 
   const std::unique_ptr<Connection> db_;  // used only by the thread
   const int threshold_pages_;
   mutable Mutex mu_;
-  CondVar wake_{&mu_};
+  CondVar wake_{&mu_};  // signalled for pending_, stop_ and the end of a checkpoint
   bool pending_ PLINTH_GUARDED_BY(mu_) = false;
+  bool running_ PLINTH_GUARDED_BY(mu_) = false;  // a checkpoint (either kind) is in progress
   bool stop_ PLINTH_GUARDED_BY(mu_) = false;
   int64_t runs_ PLINTH_GUARDED_BY(mu_) = 0;
   int64_t failures_ PLINTH_GUARDED_BY(mu_) = 0;
