@@ -8,10 +8,6 @@
 //     distinct selector of each stored selector set. Both refer to their ID through a
 //     string_view into the key of `nodes` / `selectors`, which std::map keeps stable until the
 //     element is erased; postings are always removed before their element.
-//   - `selectors_by_id` has one entry per element of `selectors`, keyed by a view of its key,
-//     for point lookups: ListAuthorizedEntries looks up the agent's selectors on every call,
-//     and a hash probe touches one or two cache lines where the ordered map walks ~17 levels
-//     at 100,000 agents.
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -21,7 +17,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -121,7 +116,6 @@ bool SelectorsMatch(const v1::NodeSelectors* node_selectors, const SelectorFilte
 struct NodeIndex::Indexes {
   std::map<std::string, Stored<v1::AttestedNode>, std::less<>> nodes;
   std::map<std::string, Stored<v1::NodeSelectors>, std::less<>> selectors;
-  std::unordered_map<std::string_view, const Stored<v1::NodeSelectors>*> selectors_by_id;
   std::set<std::pair<int64_t, std::string_view>> by_expiry;
   std::map<SelectorKey, std::set<std::string_view>> by_selector;
 
@@ -141,8 +135,8 @@ struct NodeIndex::Indexes {
   }
 
   const v1::NodeSelectors* SelectorsOf(std::string_view id) const {
-    auto it = selectors_by_id.find(id);
-    return it == selectors_by_id.end() ? nullptr : it->second->value.get();
+    auto it = selectors.find(id);
+    return it == selectors.end() ? nullptr : it->second.value.get();
   }
 
   bool Matches(const v1::AttestedNode& node, const NodeFilter& f) const {
@@ -233,11 +227,7 @@ void NodeIndex::RemoveNode(std::string_view spiffe_id) {
 void NodeIndex::PutSelectors(std::shared_ptr<const v1::NodeSelectors> selectors,
                              Revision mod_revision) {
   auto [it, inserted] = ix_->selectors.try_emplace(selectors->spiffe_id());
-  if (inserted) {
-    ix_->selectors_by_id.emplace(it->first, &it->second);
-  } else {
-    ix_->RemovePostings(it->first, *it->second.value);
-  }
+  if (!inserted) ix_->RemovePostings(it->first, *it->second.value);
   ix_->AddPostings(it->first, *selectors);
   it->second.value = std::move(selectors);
   it->second.mod_revision = mod_revision;
@@ -247,7 +237,6 @@ void NodeIndex::RemoveSelectors(std::string_view spiffe_id) {
   auto it = ix_->selectors.find(spiffe_id);
   if (it == ix_->selectors.end()) return;
   ix_->RemovePostings(it->first, *it->second.value);
-  ix_->selectors_by_id.erase(it->first);
   ix_->selectors.erase(it);
 }
 
@@ -257,8 +246,8 @@ const Stored<v1::AttestedNode>* NodeIndex::FindNode(std::string_view spiffe_id) 
 }
 
 const Stored<v1::NodeSelectors>* NodeIndex::FindSelectors(std::string_view spiffe_id) const {
-  auto it = ix_->selectors_by_id.find(spiffe_id);
-  return it == ix_->selectors_by_id.end() ? nullptr : it->second;
+  auto it = ix_->selectors.find(spiffe_id);
+  return it == ix_->selectors.end() ? nullptr : &it->second;
 }
 
 size_t NodeIndex::node_count() const { return ix_->nodes.size(); }
