@@ -163,6 +163,25 @@ StatusOr<TxnRequest> PlanBundleRewrite(const internal::Keys& keys, const Datasto
   return txn;
 }
 
+// The plan of taint and revoke: `edit` changes the key lists of the bundle of
+// `trust_domain_id` (or fails, naming why); the bundle's sequence number then goes up by one,
+// as in SPIRE.
+template <typename Edit>
+auto PlanKeyRewrite(const internal::Keys& keys, const std::string& trust_domain_id, Edit&& edit) {
+  return [&keys, &trust_domain_id, &edit](const DatastoreState& state,
+                                          Revision) -> StatusOr<TxnRequest> {
+    v1::Bundle result;
+    return PlanBundleRewrite(
+        keys, state, trust_domain_id,
+        [&](v1::Bundle* b) -> StatusOr<bool> {
+          PLINTH_RETURN_IF_ERROR(edit(b));
+          b->set_sequence_number(b->sequence_number() + 1);
+          return true;
+        },
+        &result);
+  };
+}
+
 }  // namespace
 
 // ---- Reads
@@ -403,39 +422,34 @@ Status DataStore::TaintX509CA(const std::string& trust_domain_id,
   if (subject_key_id.empty()) {
     return internal::ValidationError("subject_key_id is required");
   }
-  v1::Bundle result;
   return impl_
-      ->Write([&](const DatastoreState& state, Revision) {
-        return PlanBundleRewrite(
-            impl_->keys, state, trust_domain_id,
-            [&](v1::Bundle* b) -> StatusOr<bool> {
-              bool found = false;
-              for (int i = 0; i < b->root_cas_size(); ++i) {
-                v1::X509Certificate* ca = b->mutable_root_cas(i);
-                StatusOr<std::string> skid = SubjectKeyIdOf(ca->der_bytes());
-                if (!skid.ok()) {
-                  return InternalError("datastore: failed to parse rootCA: root_cas[" +
-                                       std::to_string(i) +
-                                       "]: " + std::string(skid.status().message()));
-                }
-                if (*skid != subject_key_id) continue;
-                if (ca->tainted_key()) {
-                  return InvalidArgumentError(
-                      "datastore: root CA is already tainted (subject key ID " +
-                      Quoted(subject_key_id) + ")");
-                }
-                found = true;
-                ca->set_tainted_key(true);
+      ->Write(PlanKeyRewrite(
+          impl_->keys, trust_domain_id,
+          [&](v1::Bundle* b) -> Status {
+            bool found = false;
+            for (int i = 0; i < b->root_cas_size(); ++i) {
+              v1::X509Certificate* ca = b->mutable_root_cas(i);
+              StatusOr<std::string> skid = SubjectKeyIdOf(ca->der_bytes());
+              if (!skid.ok()) {
+                return InternalError("datastore: failed to parse rootCA: root_cas[" +
+                                     std::to_string(i) +
+                                     "]: " + std::string(skid.status().message()));
               }
-              if (!found) {
-                return NotFoundError("datastore: no ca found with provided subject key ID " +
-                                     Quoted(subject_key_id));
+              if (*skid != subject_key_id) continue;
+              if (ca->tainted_key()) {
+                return InvalidArgumentError(
+                    "datastore: root CA is already tainted (subject key ID " +
+                    Quoted(subject_key_id) + ")");
               }
-              b->set_sequence_number(b->sequence_number() + 1);
-              return true;
-            },
-            &result);
-      })
+              found = true;
+              ca->set_tainted_key(true);
+            }
+            if (!found) {
+              return NotFoundError("datastore: no ca found with provided subject key ID " +
+                                   Quoted(subject_key_id));
+            }
+            return Status::Ok();
+          }))
       .status();
 }
 
@@ -444,117 +458,99 @@ Status DataStore::RevokeX509CA(const std::string& trust_domain_id,
   if (subject_key_id.empty()) {
     return internal::ValidationError("subject_key_id is required");
   }
-  v1::Bundle result;
   return impl_
-      ->Write([&](const DatastoreState& state, Revision) {
-        return PlanBundleRewrite(
-            impl_->keys, state, trust_domain_id,
-            [&](v1::Bundle* b) -> StatusOr<bool> {
-              bool found = false;
-              google::protobuf::RepeatedPtrField<v1::X509Certificate> kept;
-              for (int i = 0; i < b->root_cas_size(); ++i) {
-                const v1::X509Certificate& ca = b->root_cas(i);
-                StatusOr<std::string> skid = SubjectKeyIdOf(ca.der_bytes());
-                if (!skid.ok()) {
-                  return InternalError("datastore: failed to parse root CA: root_cas[" +
-                                       std::to_string(i) +
-                                       "]: " + std::string(skid.status().message()));
-                }
-                if (*skid != subject_key_id) {
-                  *kept.Add() = ca;
-                  continue;
-                }
-                if (!ca.tainted_key()) {
-                  return InvalidArgumentError(
-                      "datastore: it is not possible to revoke an untainted root CA (subject key "
-                      "ID " +
-                      Quoted(subject_key_id) + ")");
-                }
-                found = true;
+      ->Write(PlanKeyRewrite(
+          impl_->keys, trust_domain_id,
+          [&](v1::Bundle* b) -> Status {
+            bool found = false;
+            google::protobuf::RepeatedPtrField<v1::X509Certificate> kept;
+            for (int i = 0; i < b->root_cas_size(); ++i) {
+              const v1::X509Certificate& ca = b->root_cas(i);
+              StatusOr<std::string> skid = SubjectKeyIdOf(ca.der_bytes());
+              if (!skid.ok()) {
+                return InternalError("datastore: failed to parse root CA: root_cas[" +
+                                     std::to_string(i) +
+                                     "]: " + std::string(skid.status().message()));
               }
-              if (!found) {
-                return NotFoundError("datastore: no root CA found with provided subject key ID " +
-                                     Quoted(subject_key_id));
+              if (*skid != subject_key_id) {
+                *kept.Add() = ca;
+                continue;
               }
-              *b->mutable_root_cas() = std::move(kept);
-              b->set_sequence_number(b->sequence_number() + 1);
-              return true;
-            },
-            &result);
-      })
+              if (!ca.tainted_key()) {
+                return InvalidArgumentError(
+                    "datastore: it is not possible to revoke an untainted root CA (subject key "
+                    "ID " +
+                    Quoted(subject_key_id) + ")");
+              }
+              found = true;
+            }
+            if (!found) {
+              return NotFoundError("datastore: no root CA found with provided subject key ID " +
+                                   Quoted(subject_key_id));
+            }
+            *b->mutable_root_cas() = std::move(kept);
+            return Status::Ok();
+          }))
       .status();
 }
 
 StatusOr<v1::PublicKey> DataStore::TaintJWTKey(const std::string& trust_domain_id,
                                                const std::string& kid) {
   v1::PublicKey tainted;
-  v1::Bundle result;
-  PLINTH_RETURN_IF_ERROR(impl_->Write([&](const DatastoreState& state, Revision) {
-    return PlanBundleRewrite(
-        impl_->keys, state, trust_domain_id,
-        [&](v1::Bundle* b) -> StatusOr<bool> {
-          bool found = false;
-          for (v1::PublicKey& key : *b->mutable_jwt_signing_keys()) {
-            if (key.kid() != kid) continue;
-            if (key.tainted_key()) {
-              return InvalidArgumentError("datastore: key is already tainted (kid " + Quoted(kid) +
-                                          ")");
-            }
-            if (found) {
-              return InternalError("datastore: another JWT Key found with the same KeyID " +
-                                   Quoted(kid));
-            }
-            found = true;
-            key.set_tainted_key(true);
-            tainted = key;
+  PLINTH_RETURN_IF_ERROR(
+      impl_->Write(PlanKeyRewrite(impl_->keys, trust_domain_id, [&](v1::Bundle* b) -> Status {
+        bool found = false;
+        for (v1::PublicKey& key : *b->mutable_jwt_signing_keys()) {
+          if (key.kid() != kid) continue;
+          if (key.tainted_key()) {
+            return InvalidArgumentError("datastore: key is already tainted (kid " + Quoted(kid) +
+                                        ")");
           }
-          if (!found) {
-            return NotFoundError("datastore: no JWT Key found with provided key ID " + Quoted(kid));
+          if (found) {
+            return InternalError("datastore: another JWT Key found with the same KeyID " +
+                                 Quoted(kid));
           }
-          b->set_sequence_number(b->sequence_number() + 1);
-          return true;
-        },
-        &result);
-  }));
+          found = true;
+          key.set_tainted_key(true);
+          tainted = key;
+        }
+        if (!found) {
+          return NotFoundError("datastore: no JWT Key found with provided key ID " + Quoted(kid));
+        }
+        return Status::Ok();
+      })));
   return tainted;
 }
 
 StatusOr<v1::PublicKey> DataStore::RevokeJWTKey(const std::string& trust_domain_id,
                                                 const std::string& kid) {
   v1::PublicKey revoked;
-  v1::Bundle result;
-  PLINTH_RETURN_IF_ERROR(impl_->Write([&](const DatastoreState& state, Revision) {
-    return PlanBundleRewrite(
-        impl_->keys, state, trust_domain_id,
-        [&](v1::Bundle* b) -> StatusOr<bool> {
-          bool found = false;
-          google::protobuf::RepeatedPtrField<v1::PublicKey> kept;
-          for (const v1::PublicKey& key : b->jwt_signing_keys()) {
-            if (key.kid() != kid) {
-              *kept.Add() = key;
-              continue;
-            }
-            if (found) {
-              return InternalError("datastore: another key found with the same KeyID " +
-                                   Quoted(kid));
-            }
-            if (!key.tainted_key()) {
-              return InvalidArgumentError(
-                  "datastore: it is not possible to revoke an untainted key (kid " + Quoted(kid) +
-                  ")");
-            }
-            found = true;
-            revoked = key;
+  PLINTH_RETURN_IF_ERROR(
+      impl_->Write(PlanKeyRewrite(impl_->keys, trust_domain_id, [&](v1::Bundle* b) -> Status {
+        bool found = false;
+        google::protobuf::RepeatedPtrField<v1::PublicKey> kept;
+        for (const v1::PublicKey& key : b->jwt_signing_keys()) {
+          if (key.kid() != kid) {
+            *kept.Add() = key;
+            continue;
           }
-          if (!found) {
-            return NotFoundError("datastore: no JWT Key found with provided key ID " + Quoted(kid));
+          if (found) {
+            return InternalError("datastore: another key found with the same KeyID " + Quoted(kid));
           }
-          *b->mutable_jwt_signing_keys() = std::move(kept);
-          b->set_sequence_number(b->sequence_number() + 1);
-          return true;
-        },
-        &result);
-  }));
+          if (!key.tainted_key()) {
+            return InvalidArgumentError(
+                "datastore: it is not possible to revoke an untainted key (kid " + Quoted(kid) +
+                ")");
+          }
+          found = true;
+          revoked = key;
+        }
+        if (!found) {
+          return NotFoundError("datastore: no JWT Key found with provided key ID " + Quoted(kid));
+        }
+        *b->mutable_jwt_signing_keys() = std::move(kept);
+        return Status::Ok();
+      })));
   return revoked;
 }
 

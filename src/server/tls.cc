@@ -108,24 +108,30 @@ std::vector<std::string> UrisOf(X509* cert) {
   return uris;
 }
 
-// The leaf's SPIFFE ID under the X.509-SVID rules: not a CA, exactly one URI SAN, a SPIFFE ID.
-// `whose` starts the messages ("the caller's"); errors have `code`.
-StatusOr<SpiffeId> SpiffeIdOfLeaf(X509* leaf, std::string_view whose = "this",
-                                  StatusCode code = StatusCode::kInvalidArgument) {
-  if (X509_check_ca(leaf) != 0) {
-    return Status(code, std::string(whose) + " certificate is a CA certificate, not an X.509-SVID");
-  }
-  std::vector<std::string> uris = UrisOf(leaf);
+// The SPIFFE ID of a certificate whose URI SANs are `uris`: an X.509-SVID has exactly one, and
+// it is a SPIFFE ID. `whose` starts the messages ("the caller's"); errors have `code`.
+template <typename Uri>
+StatusOr<SpiffeId> SpiffeIdFromUris(const std::vector<Uri>& uris, std::string_view whose,
+                                    StatusCode code) {
   if (uris.size() != 1) {
     return Status(code, std::string(whose) + " certificate has " + std::to_string(uris.size()) +
                             " URI SANs; an X.509-SVID has exactly one URI SAN");
   }
-  StatusOr<SpiffeId> id = SpiffeId::Parse(uris[0]);
+  StatusOr<SpiffeId> id = SpiffeId::Parse(std::string_view(uris[0].data(), uris[0].size()));
   if (!id.ok()) {
     return Status(code, std::string(whose) + " certificate's URI SAN is not a SPIFFE ID: " +
                             std::string(id.status().message()));
   }
   return id;
+}
+
+// The leaf's SPIFFE ID under the X.509-SVID rules: not a CA, exactly one URI SAN, a SPIFFE ID.
+StatusOr<SpiffeId> SpiffeIdOfLeaf(X509* leaf, std::string_view whose = "this",
+                                  StatusCode code = StatusCode::kInvalidArgument) {
+  if (X509_check_ca(leaf) != 0) {
+    return Status(code, std::string(whose) + " certificate is a CA certificate, not an X.509-SVID");
+  }
+  return SpiffeIdFromUris(UrisOf(leaf), whose, code);
 }
 
 // Verifies `leaf` (with `intermediates`, which may be null) against the trust anchors in
@@ -178,23 +184,6 @@ StatusOr<std::shared_ptr<X509_STORE>> MakeAnchorStore(std::string_view bundle_pe
 
 Status FileError(std::string_view role, const std::string& path, std::string_view problem) {
   return InvalidArgumentError(std::string(role) + " " + path + ": " + std::string(problem));
-}
-
-// The SPIFFE ID from the URI SANs gRPC extracted from a verified leaf.
-StatusOr<SpiffeId> SpiffeIdFromUris(const std::vector<grpc::string_ref>& uris,
-                                    std::string_view whose) {
-  if (uris.size() != 1) {
-    return UnauthenticatedError(std::string(whose) + " certificate has " +
-                                std::to_string(uris.size()) +
-                                " URI SANs; an X.509-SVID has exactly one URI SAN");
-  }
-  std::string_view uri(uris[0].data(), uris[0].size());
-  StatusOr<SpiffeId> id = SpiffeId::Parse(uri);
-  if (!id.ok()) {
-    return UnauthenticatedError(std::string(whose) + " certificate's URI SAN is not a SPIFFE ID: " +
-                                std::string(id.status().message()));
-  }
-  return id;
 }
 
 bool IsTls(const grpc::AuthContext& auth_context) {
@@ -443,7 +432,8 @@ class SpiffeServerVerifier final : public grpc::experimental::ExternalCertificat
 
  private:
   Status Check(const std::vector<grpc::string_ref>& uris) const {
-    PLINTH_ASSIGN_OR_RETURN(SpiffeId id, SpiffeIdFromUris(uris, "the server's"));
+    PLINTH_ASSIGN_OR_RETURN(SpiffeId id,
+                            SpiffeIdFromUris(uris, "the server's", StatusCode::kUnauthenticated));
     if (server_id_.has_value() && id.str() != *server_id_) {
       return UnauthenticatedError("the server is " + id.str() + ", expected " + *server_id_);
     }
@@ -538,7 +528,7 @@ StatusOr<SpiffeId> PeerSpiffeId(const grpc::AuthContext& auth_context) {
     return UnauthenticatedError("the caller presented no client certificate");
   }
   return SpiffeIdFromUris(auth_context.FindPropertyValues(GRPC_PEER_URI_PROPERTY_NAME),
-                          "the caller's");
+                          "the caller's", StatusCode::kUnauthenticated);
 }
 
 StatusOr<SpiffeId> PeerSpiffeId(const grpc::ServerContextBase& context) {
